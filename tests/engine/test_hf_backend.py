@@ -118,11 +118,14 @@ def test_sampling_is_seeded_per_sample(tiny_backend) -> None:
     policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=10, max_answer_tokens=3,
                                       sampling={"temperature": 0.8, "top_p": 0.9, "seed": 3})
     prompts = prompts_for(tiny_backend, policy)
-    first = tiny_backend.generate(prompts, policy)
-    again = tiny_backend.generate(prompts[::-1], policy)
-    # Same prompt at a different index draws differently; same index draws the same.
-    assert [r.thinking_ids for r in first] == [r.thinking_ids for r in tiny_backend.generate(prompts, policy)]
-    assert len(again) == len(first)
+    first = [r.thinking_ids for r in tiny_backend.generate(prompts, policy)]
+    # A sample draws the same whatever its position or batch mates: reversed, or alone.
+    reversed_order = [r.thinking_ids for r in tiny_backend.generate(prompts[::-1], policy)][::-1]
+    alone = tiny_backend.generate(prompts[1:2], policy)[0].thinking_ids
+    assert reversed_order == first
+    assert alone == first[1]
+    other_seed = policy.model_copy(update={"sampling": policy.sampling.model_copy(update={"seed": 4})})
+    assert [r.thinking_ids for r in tiny_backend.generate(prompts, other_seed)] != first
 
 
 @pytest.mark.slow

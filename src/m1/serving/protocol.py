@@ -34,7 +34,7 @@ from m1.serving.errors import bad_request
 MAX_STOPS = 4
 MAX_STOP_CHARS = 128
 MAX_EXTENSION_CHARS = 128
-MAX_SEED = 2**32 - 1  # the transformers backend multiplies the seed; keep it well inside torch's range
+MAX_SEED = 2**32 - 1  # engines hash it with the prompt into a per-sample seed (with_sample_seed)
 
 # OpenAI fields m1 serve does not implement, and the values that mean "not asked for".
 NEUTRAL: dict[str, tuple[Any, ...]] = {

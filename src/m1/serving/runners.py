@@ -39,6 +39,7 @@ from m1.engine.backends.base import (
     fail_if_prompt_too_long,
     load_tokenizer,
     round_limit,
+    with_sample_seed,
 )
 from m1.engine.backends.hf import TransformersBackend
 from m1.engine.controller import GenerationRecord, RoundOutput, SampleController
@@ -274,7 +275,7 @@ class AsyncVLLMRunner:
         job.emit(("error", record.error) if record.error else ("done", record))
 
     async def _sample(self, job: Job) -> GenerationRecord:
-        policy = job.policy
+        policy = with_sample_seed(job.policy, job.prompt)  # the same seed the offline backends derive
         controller = SampleController(policy)
         context = list(job.prompt.ids)
         reserve = answer_reserve(self.engine_tokenizer, policy)
@@ -290,20 +291,20 @@ class AsyncVLLMRunner:
             if limit == 0:
                 controller.record_round(RoundOutput("", 0, False, ()), inserted_tokens=len(insert_ids))
                 continue
-            kept, stopped = await self._round(job, context, step.phase, step.stops, limit)
+            kept, stopped = await self._round(job, policy, context, step.phase, step.stops, limit)
             context += kept
             controller.add_trace("generated", kept)
             text = self.engine_tokenizer.decode(kept, skip_special_tokens=False)
             controller.record_round(RoundOutput(text, len(kept), stopped, tuple(kept)), inserted_tokens=len(insert_ids))
         return controller.record(job.prompt)
 
-    async def _round(self, job: Job, context: list[int], phase: str, stops: tuple[str, ...],
+    async def _round(self, job: Job, policy: BudgetPolicy, context: list[int], phase: str, stops: tuple[str, ...],
                      limit: int) -> tuple[list[int], bool]:
         """One round: generate up to `limit` tokens; (kept ids with the stop cut, whether a stop ended it)."""
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
-        params = self._sampling(job.policy, stops, limit)
+        params = self._sampling(policy, stops, limit)
         params.output_kind = RequestOutputKind.DELTA if job.stream else RequestOutputKind.FINAL_ONLY
         stream = TextStream(self.engine_tokenizer, lambda p, t: job.emit(("text", p, t))) if job.stream else None
         # Tokens that may turn out to be (the start of) a stop are shown only once the round ends.

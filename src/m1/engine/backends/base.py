@@ -12,6 +12,7 @@ one `SampleController` per prompt (see `m1.engine.controller`):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -34,13 +35,31 @@ class Backend(Protocol):
 
 
 def per_prompt_policies(prompts: Sequence[str], policy: BudgetPolicy | Sequence[BudgetPolicy]) -> list[BudgetPolicy]:
-    """One policy per prompt, from a shared policy or a list that must match the prompts."""
+    """One policy per prompt, from a shared policy or a list that must match the prompts.
+
+    When sampling, each prompt's policy gets its own seed derived from the user's seed and the
+    prompt text. A sample's draws then depend neither on its position nor on its batch mates, so a
+    resumed run, or a request batched with others in a server, gives exactly what it gives alone.
+    (Identical prompts with the same seed give identical samples, as an API would; vary the seed
+    to draw several.)
+    """
     if isinstance(policy, BudgetPolicy):
-        return [policy] * len(prompts)
-    policies = list(policy)
-    if len(policies) != len(prompts):
-        raise ValueError(f"{len(policies)} policies for {len(prompts)} prompts; give one policy or one per prompt")
-    return policies
+        policies = [policy] * len(prompts)
+    else:
+        policies = list(policy)
+        if len(policies) != len(prompts):
+            raise ValueError(f"{len(policies)} policies for {len(prompts)} prompts; give one policy or one per prompt")
+    return [with_sample_seed(sample_policy, prompt) for prompt, sample_policy in zip(prompts, policies)]
+
+
+def with_sample_seed(policy: BudgetPolicy, prompt: str) -> BudgetPolicy:
+    """The policy with its seed replaced by this prompt's own seed (unchanged when greedy)."""
+    sampling = policy.sampling
+    if sampling.temperature == 0:
+        return policy
+    digest = hashlib.sha256(f"{sampling.seed or 0}\x1f{prompt}".encode("utf-8")).digest()
+    seed = int.from_bytes(digest[:4], "big") >> 1  # 31 bits: every engine and API accepts that range
+    return policy.model_copy(update={"sampling": sampling.model_copy(update={"seed": seed})})
 
 
 def answer_reserve(tokenizer: Any, policy: BudgetPolicy) -> int:

@@ -143,7 +143,7 @@ class TransformersBackend:
             policy = policies[index]
             ids = self._encode(prompts[index])
             sample = _Sample(index, SampleController(policy), answer_reserve(self.tokenizer, policy),
-                             _generator(policy, index))
+                             _generator(policy))
             if on_text is not None:
                 sample.stream = TextStream(self.tokenizer, lambda phase, text, i=index: on_text(i, phase, text))
             fail_if_prompt_too_long(sample.controller, len(ids), sample.answer_reserve, self.max_context)
@@ -286,14 +286,14 @@ def _pick(logits, policy: BudgetPolicy, generator) -> int:
     return int(torch.multinomial(probs.cpu(), 1, generator=generator).item())
 
 
-def _generator(policy: BudgetPolicy, index: int):
-    """A per-sample RNG, so a sample's draws do not depend on which batch it lands in."""
+def _generator(policy: BudgetPolicy):
+    """A per-sample RNG (its seed is the sample's own, see `per_prompt_policies`)."""
     import torch
 
     if policy.sampling.temperature == 0:
         return None
     generator = torch.Generator()
-    generator.manual_seed((policy.sampling.seed or 0) * 1_000_003 + index)
+    generator.manual_seed(policy.sampling.seed or 0)
     return generator
 
 

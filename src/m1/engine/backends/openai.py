@@ -111,7 +111,7 @@ class OpenAIBackend:
                 continue
             try:
                 output = self._complete(context_ids if use_ids else context_text, limit, step.stops,
-                                        policy, index, use_ids)
+                                        policy, use_ids)
             except Exception as err:  # noqa: BLE001 - one sample's failure must not end the batch
                 controller.fail(f"request failed after retries: {type(err).__name__}: {err}")
                 break
@@ -128,7 +128,7 @@ class OpenAIBackend:
         return controller.record(prompt)
 
     def _complete(self, prompt: list[int] | str, limit: int, stops: tuple[str, ...], policy: BudgetPolicy,
-                  index: int, want_ids: bool) -> RoundOutput:
+                  want_ids: bool) -> RoundOutput:
         sampling = policy.sampling
         single = [ids[0] for ids in (self.tokenizer.encode(s, add_special_tokens=False) for s in stops) if len(ids) == 1]
         extra: dict[str, Any] = {"skip_special_tokens": False, "include_stop_str_in_output": False}
@@ -140,7 +140,7 @@ class OpenAIBackend:
             max_tokens=limit,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
-            seed=None if sampling.temperature == 0 else (sampling.seed or 0) * 1_000_003 + index,
+            seed=None if sampling.temperature == 0 else sampling.seed,  # per sample: see per_prompt_policies
             stop=list(stops) or None,
             extra_body=extra,
         )

@@ -134,7 +134,7 @@ class VLLMBackend:
                     finish_if_done(index)
                     continue
                 requests.append(TokensPrompt(prompt_token_ids=contexts[index]))
-                params.append(self._sampling(policies[index], step.stops, limit, index))
+                params.append(self._sampling(policies[index], step.stops, limit))
                 owners.append((index, step, len(insert_ids)))
             if not requests:
                 if all(controller.done for controller in controllers):
@@ -157,7 +157,7 @@ class VLLMBackend:
                 finish_if_done(index)
         return [r for r in records if r is not None]
 
-    def _sampling(self, policy: BudgetPolicy, stops: tuple[str, ...], limit: int, index: int):
+    def _sampling(self, policy: BudgetPolicy, stops: tuple[str, ...], limit: int):
         from vllm import SamplingParams
 
         sampling = policy.sampling
@@ -166,8 +166,7 @@ class VLLMBackend:
             max_tokens=limit,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
-            # A per-sample seed, so a sample's draws do not depend on the rest of the batch.
-            seed=None if sampling.temperature == 0 else (sampling.seed or 0) * 1_000_003 + index,
+            seed=None if sampling.temperature == 0 else sampling.seed,  # per sample: see per_prompt_policies
             stop=[s for s in stops if len(self._encode(s)) > 1] or None,
             stop_token_ids=single_token or None,
             include_stop_str_in_output=False,
