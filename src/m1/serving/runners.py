@@ -93,15 +93,11 @@ def busy(limit: int) -> APIError:
 
 
 class _TransformersServingBackend(TransformersBackend):
-    """The transformers backend, fed the ids a `PromptText` carries instead of re-encoding it.
+    """The transformers backend, fed the ids a `PromptText` carries instead of re-encoding it."""
 
-    The one place m1 serve reaches into the backend: `_encode` is private, so
-    tests/serving check that id prompts come back token for token.
-    """
-
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         ids = getattr(text, "ids", None)
-        return list(ids) if ids is not None else super()._encode(text)
+        return list(ids) if ids is not None else super().encode(text)
 
 
 class BatchingRunner:
@@ -211,14 +207,14 @@ class AsyncVLLMRunner:
 
         on_gpu = torch.cuda.is_available()
         if not on_gpu:
-            from m1.engine.backends.vllm import _cpu_defaults
+            from m1.engine.backends.vllm import apply_cpu_defaults
 
             # As on transformers, leave a core to this process (HTTP, tokenising, the round loop): with
             # every core bound, a round on a busy 2-core machine was measured 3.5x slower.
             cores = os.cpu_count() or 1
             if cores > 1:
                 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 2}" if cores > 2 else "0")
-            _cpu_defaults()
+            apply_cpu_defaults()
         path = resolve_model(model)
         self.options: dict[str, Any] = {
             "model": path, "tokenizer": path, "trust_remote_code": trust_remote_code,
@@ -317,7 +313,7 @@ class AsyncVLLMRunner:
             if job.stream:
                 ids.extend(completion.token_ids)
                 while stream is not None and shown < len(ids) - hold:
-                    stream.push(phase, ids[shown])
+                    stream.push(phase, ids[shown], stops)
                     shown += 1
             else:
                 ids = list(completion.token_ids)
@@ -326,8 +322,8 @@ class AsyncVLLMRunner:
         kept = self.stops.strip(ids, stops) if stopped else ids
         if stream is not None:
             for token in kept[shown:]:
-                stream.push(phase, token)
-            stream.end_round()
+                stream.push(phase, token, stops)
+            stream.end_round(self.engine_tokenizer.decode(kept, skip_special_tokens=False))
         return kept, stopped
 
     def _sampling(self, policy: BudgetPolicy, stops: tuple[str, ...], limit: int):

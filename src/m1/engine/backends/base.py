@@ -137,25 +137,49 @@ class StopMatcher:
 
 
 class TextStream:
-    """Turns generated ids into text deltas for a live display (`m1 ask`)."""
+    """Turns generated ids into text deltas for a live display (`m1 ask`, `m1 serve` streaming).
+
+    Text that might be the beginning of a stop string is held back until the next token shows
+    whether it is one, so a viewer never sees half of a stop that the record then leaves out.
+    """
 
     def __init__(self, tokenizer: Any, emit: Callable[[str, str], None]):
         self.tokenizer, self.emit = tokenizer, emit
         self.ids: list[int] = []
         self.sent = ""
+        self.phase = ""
 
     def insert(self, phase: str, text: str) -> None:
         if text:
             self.emit(phase, text)
 
-    def push(self, phase: str, token: int) -> None:
+    def push(self, phase: str, token: int, stops: Sequence[str] = ()) -> None:
+        self.phase = phase
         self.ids.append(token)
         text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
         if text.endswith("\ufffd"):
             return  # half of a multi-byte character: wait for the rest
-        if text.startswith(self.sent) and len(text) > len(self.sent):
-            self.emit(phase, text[len(self.sent):])
-        self.sent = text
+        self._send(_before_stops(text, stops))
 
-    def end_round(self) -> None:
+    def end_round(self, kept_text: str) -> None:
+        """The round is over and `kept_text` is what it produced: show what was held back, if kept."""
+        self._send(kept_text)
         self.ids, self.sent = [], ""
+
+    def _send(self, text: str) -> None:
+        if text.startswith(self.sent) and len(text) > len(self.sent):
+            self.emit(self.phase, text[len(self.sent):])
+            self.sent = text
+
+
+def _before_stops(text: str, stops: Sequence[str]) -> str:
+    """`text` without a stop string in it or a start of one at its end: what is safe to show."""
+    cut = min((text.index(stop) for stop in stops if stop and stop in text), default=len(text))
+    text = text[:cut]
+    held = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), held, -1):
+            if text.endswith(stop[:size]):
+                held = size
+                break
+    return text[:len(text) - held]

@@ -141,7 +141,7 @@ class TransformersBackend:
         samples: list[_Sample] = []
         for index in indices:
             policy = policies[index]
-            ids = self._encode(prompts[index])
+            ids = self.encode(prompts[index])
             sample = _Sample(index, SampleController(policy), answer_reserve(self.tokenizer, policy),
                              _generator(policy))
             if on_text is not None:
@@ -222,7 +222,7 @@ class TransformersBackend:
         s.round_ids, s.round_columns = [], []
         if step is None:
             return
-        insert_ids = self._encode(step.insert) if step.insert else []
+        insert_ids = self.encode(step.insert) if step.insert else []
         s.queue.extend(insert_ids)
         if self.keep_trace and insert_ids:
             s.controller.add_trace("inserted", insert_ids)
@@ -247,7 +247,7 @@ class TransformersBackend:
             stop_at = self.stops.match(s.round_ids, step.stops)
             if stop_at is None:
                 if s.stream is not None:
-                    s.stream.push(step.phase, token)
+                    s.stream.push(step.phase, token, step.stops)
                 return token, True
             # The stop string starts at round_ids[stop_at]: those tokens never count; any of them
             # already in the cache are masked out.
@@ -261,12 +261,13 @@ class TransformersBackend:
             s.controller.add_trace("generated", kept_ids)
         s.controller.record_round(RoundOutput(text, len(kept_ids), stopped, tuple(kept_ids)), inserted_tokens=s.inserted)
         if s.stream is not None:
-            s.stream.end_round()
+            s.stream.end_round(text)
         # Tokens cut with the stop string are no longer visible; the next position follows the kept ones.
         s.visible -= len(s.round_columns[kept:]) if stopped else 0
         self._begin_step(s)
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a text as the backend feeds it (no special tokens added); servers override it."""
         return self.tokenizer.encode(text, add_special_tokens=False)
 
 

@@ -29,7 +29,7 @@ from m1.engine.default_model import resolve_model
 from m1.engine.policy import BudgetPolicy
 
 
-def _cpu_defaults() -> None:
+def apply_cpu_defaults() -> None:
     """Settings measured to work best for vLLM's CPU build on small machines; a user's own win.
 
     Using every core, a KV cache that fits the NUMA node this VM reports (its default does not),
@@ -66,7 +66,7 @@ class VLLMBackend:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         on_gpu = torch.cuda.is_available()
         if not on_gpu:
-            _cpu_defaults()
+            apply_cpu_defaults()
         from vllm import LLM
 
         path = resolve_model(model)
