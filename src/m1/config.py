@@ -11,7 +11,7 @@ into nested sections. Unknown keys are rejected with a message that names the ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -34,16 +34,35 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: list[str], model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """Set each `a.b.c=value` in `data`. With `model`, a section the YAML leaves out starts from the
+    model's default for it, so `distill.teacher.kind=local` changes one field of the default teacher
+    instead of replacing the whole section with a bare one."""
     for text in overrides:
         path, value = parse_override(text)
-        node = data
+        node, section = data, model
         for part in path[:-1]:
-            node = node.setdefault(part, {})
+            known_field = section is not None and part in section.model_fields
+            if part not in node and not (known_field and _field_model(section, part) is None):
+                node[part] = _default_section(section, part)
+            node = node.get(part)
             if not isinstance(node, dict):
                 raise DataError.at("command line", "", text, f"'{part}' is not a section, so '{text}' cannot set inside it")
+            section = _field_model(section, part)
         node[path[-1]] = value
     return data
+
+
+def _field_model(model: type[BaseModel] | None, name: str) -> type[BaseModel] | None:
+    field = getattr(model, "model_fields", {}).get(name)
+    found = _section_model(field.annotation) if field is not None else None
+    return found if isinstance(found, type) and issubclass(found, BaseModel) else None
+
+
+def _default_section(model: type[BaseModel] | None, name: str) -> dict[str, Any]:
+    field = getattr(model, "model_fields", {}).get(name)
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    return default.model_dump(mode="json") if isinstance(default, BaseModel) else {}
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -63,7 +82,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(model: type[ConfigT], path: str | Path | None = None, overrides: list[str] | None = None) -> ConfigT:
     """Validate a YAML file (optional) plus overrides into `model`, with errors that say where."""
     data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, list(overrides or []))
+    data = apply_overrides(data, list(overrides or []), model)
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -79,9 +98,19 @@ def load_config(model: type[ConfigT], path: str | Path | None = None, overrides:
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     current: Any = model
     for part in loc:
+        if isinstance(part, int):  # an index into a list of sections: the item model is already current
+            continue
         field = getattr(current, "model_fields", {}).get(part)
-        current = field.annotation if field is not None else None
+        current = _section_model(field.annotation) if field is not None else None
     return sorted(getattr(current, "model_fields", {}) or [])
+
+
+def _section_model(annotation: Any) -> Any:
+    """The model inside an annotation such as `Section | None` or `list[Section]`."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation
 
 
 def dump_config(config: BaseModel) -> str:
