@@ -4,6 +4,8 @@
     m1 data inspect FILE          # counts per source, option counts, duplicates
     m1 data validate FILE         # exit 1 naming every bad row and field
     m1 score PREDICTIONS.jsonl    # re-score replies in both modes
+    m1 curate run CONFIG          # build a training set (configs/curate/…); m1 curate status RUN
+    m1 train CONFIG [key=value]   # fine-tune on curated records (configs/train/…)
 
 Errors in user input (`DataError`) are printed as one line and exit with status 2 instead of a
 traceback.
@@ -27,6 +29,8 @@ app = typer.Typer(help="m1: test-time scaling for medical reasoning with LLMs.",
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Load, build, inspect and validate medical QA data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+curate_app = typer.Typer(help="Build training sets from raw QA pools (SPEC §3), resumably.", no_args_is_help=True)
+app.add_typer(curate_app, name="curate")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -293,6 +297,19 @@ def serve(ctx: typer.Context) -> None:
         raise typer.Exit(2) from None
 
 
+@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def train(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="A YAML preset (configs/train/…); key=value overrides follow.")],
+) -> None:
+    """Fine-tune a model on curated SFT records with TRL (assistant-only loss); resumes with resume_from_checkpoint=auto."""
+    from m1.config import load_config
+    from m1.training import TrainConfig, run_training
+
+    run_training(load_config(TrainConfig, config, list(ctx.args)), console)
+
+
 def summary_table(summary: dict[str, Any]) -> Table:
     """Accuracy per grid point: micro and macro in strict mode, reference micro, thinking used."""
     table = Table(title=f"{summary['model']} — {summary['items']} items")
@@ -304,6 +321,60 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row(point["point"], f"{100 * strict['micro']['accuracy']:.1f}", f"{100 * strict['macro']['accuracy']:.1f}",
                       f"{100 * strict['no_answer_rate']:.1f}", f"{100 * reference['micro']['accuracy']:.1f}",
                       f"{usage['thinking_tokens_mean']:.0f}", f"{100 * usage['budget_hit_rate']:.0f}")
+    return table
+
+
+@curate_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def curate_run(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="A YAML preset (configs/curate/…); key=value overrides follow.")],
+) -> None:
+    """Run or resume a curation pipeline, then print its funnel and where the outputs are."""
+    from m1.config import load_config
+    from m1.curation.config import CurationConfig
+    from m1.curation.pipeline import run_pipeline, status
+
+    run_dir = run_pipeline(load_config(CurationConfig, config, list(ctx.args)), console)
+    report = status(run_dir)
+    console.print(funnel_table(report))
+    outputs = report["outputs"]
+    if outputs:
+        console.print(f"{outputs['records']} SFT records: " + ", ".join(outputs["files"].values()))
+    else:
+        console.print(f"kept rows: {run_dir / report['stages'][-1]['dir'] / 'kept.jsonl'}")
+    console.print(f"(next: m1 curate status {run_dir})")
+
+
+@curate_app.command("status")
+@user_errors
+def curate_status(
+    run: Annotated[Path, typer.Argument(help="A run directory written by m1 curate run (runs/curate/<name>).")],
+    json_output: JsonOption = False,
+) -> None:
+    """The funnel of a curation run: rows in and out and drop reasons per stage."""
+    from m1.curation.pipeline import status
+
+    report = status(run)
+    if json_output:
+        print_json(report)
+        return
+    console.print(funnel_table(report))
+
+
+def funnel_table(report: dict[str, Any]) -> Table:
+    """One line per stage: state, rows in, rows out, and why rows were dropped."""
+    table = Table(title=f"curation funnel — {report['run']}")
+    for column in ("stage", "state", "in", "out", "dropped (reason: rows)", "s"):
+        numeric = column in ("in", "out", "s")
+        # Names and counts stay whole; the reasons wrap when the terminal is narrow.
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column != "dropped (reason: rows)",
+                         overflow="fold")
+    for stage in report["stages"]:
+        dropped = "\n".join(f"{reason}: {count:,}" for reason, count in stage["dropped"].items())
+        rows_in = "" if stage["rows_in"] is None else f"{stage['rows_in']:,}"
+        seconds = "" if stage["seconds"] is None else f"{stage['seconds']:.1f}"
+        table.add_row(stage["dir"], stage["state"], rows_in, f"{stage['rows_out']:,}", dropped, seconds)
     return table
 
 
