@@ -52,4 +52,6 @@ def test_unknown_keys_name_the_key_and_where(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"job.yaml.*distill.temp.*valid keys: teacher, workers"):
         load_config(Job, path)
     with pytest.raises(DataError, match="command line.*'name' is not a section"):
+        load_config(Job, None, ["name=a", "name.x=1"])
+    with pytest.raises(DataError, match="command line, field 'name': Input should be a valid string"):
         load_config(Job, None, ["name.x=1"])

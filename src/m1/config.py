@@ -42,10 +42,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], model: type[Base
         path, value = parse_override(text)
         node, section = data, model
         for part in path[:-1]:
-            known_field = section is not None and part in section.model_fields
-            if part not in node and not (known_field and _field_model(section, part) is None):
+            if part not in node:
                 node[part] = _default_section(section, part)
-            node = node.get(part)
+            node = node[part]
             if not isinstance(node, dict):
                 raise DataError.at("command line", "", text, f"'{part}' is not a section, so '{text}' cannot set inside it")
             section = _field_model(section, part)
