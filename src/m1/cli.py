@@ -5,6 +5,7 @@
     m1 data validate FILE         # exit 1 naming every bad row and field
     m1 score PREDICTIONS.jsonl    # re-score replies in both modes
     m1 curate run CONFIG          # build a training set (configs/curate/…); m1 curate status RUN
+    m1 train CONFIG [key=value]   # fine-tune on curated records (configs/train/…)
 
 Errors in user input (`DataError`) are printed as one line and exit with status 2 instead of a
 traceback.
@@ -294,6 +295,19 @@ def serve(ctx: typer.Context) -> None:
     except ValueError as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def train(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="A YAML preset (configs/train/…); key=value overrides follow.")],
+) -> None:
+    """Fine-tune a model on curated SFT records with TRL (assistant-only loss); resumes with resume_from_checkpoint=auto."""
+    from m1.config import load_config
+    from m1.training import TrainConfig, run_training
+
+    run_training(load_config(TrainConfig, config, list(ctx.args)), console)
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
