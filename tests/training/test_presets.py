@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from m1.config import load_config
 from m1.data.errors import DataError
 from m1.training.config import TrainConfig
+from m1.training.recipe import check_launch
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = sorted((REPO / "configs" / "train").glob("*.yaml"))
@@ -57,6 +59,8 @@ def test_gradient_accumulation_follows_the_launch() -> None:
     assert [config.gradient_accumulation(n) for n in (1, 8, 16)] == [16, 2, 1]
     with pytest.raises(ValueError, match="not a multiple"):
         config.gradient_accumulation(3)
+    with pytest.raises(DataError, match="global_batch_size.*3 processes"):  # before any model is loaded
+        check_launch(config, world_size=3, console=Console(quiet=True))
 
 
 @pytest.mark.parametrize("path", ACCELERATE, ids=[p.stem for p in ACCELERATE])

@@ -52,9 +52,10 @@ def run_training(config: TrainConfig, console: Console | None = None, callbacks:
 
     from m1.engine.backends.hf import TransformersBackend
 
-    console = console or Console()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     main_process = int(os.environ.get("RANK", "0")) == 0
+    # Every process of a multi-GPU launch runs this function; one of them speaks.
+    console = (console or Console()) if main_process else Console(quiet=True)
     run_dir = Path(config.output_dir)
     resume = resolve_resume(config, run_dir)
     check_launch(config, world_size, console)
@@ -201,6 +202,12 @@ def resolve_resume(config: TrainConfig, run_dir: Path) -> str | None:
 
 
 def check_launch(config: TrainConfig, world_size: int, console: Console) -> None:
+    """Refuse a batch the launch cannot split (before any model is loaded); note a topology change."""
+    try:
+        config.gradient_accumulation(world_size)
+    except ValueError as err:
+        raise DataError.at("config", "", "global_batch_size", str(err),
+                           "launch a number of processes that divides it, or set global_batch_size=") from None
     expected = config.launch.world_size
     if world_size != expected:
         console.print(f"[yellow]note:[/] this preset was written for {expected} processes and runs on {world_size}; "
