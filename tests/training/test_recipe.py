@@ -57,6 +57,13 @@ def losses(log_history: list[dict]) -> dict[int, float]:
     return {entry["step"]: entry["loss"] for entry in log_history if "loss" in entry}
 
 
+def test_a_gguf_model_is_refused_with_the_way_out(records_file, tmp_path) -> None:
+    gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF")
+    with pytest.raises(DataError, match="GGUF-loaded model cannot be trained.*safetensors"):
+        run_training(config_for(gguf, records_file, tmp_path / "run"), QUIET)
+
+
 @pytest.mark.slow
 def test_resume_after_a_crash_continues_the_same_run(tiny_model_dir, records_file, tmp_path) -> None:
     whole = run_training(config_for(tiny_model_dir, records_file, tmp_path / "whole"), QUIET)
