@@ -6,9 +6,8 @@ thinking marker; after 24 optimizer steps on the chains it opens with `<|im_star
 writes `<|im_start|>answer` on at least 90 % of held-out evaluation questions, and the loss on
 held-out chains drops. The CI overrides below shrink the preset to fit a few minutes on two CPU
 cores: chains trimmed to 256 tokens, 24 steps of 2 records at a higher learning rate, and ten
-short MedMCQA questions for the probe. The probe loads the checkpoint with transformers and
-`m1 eval` runs it on vLLM, so both local engines are shown to load what training saved. The full
-preset (README, "Training") runs the same loop on every record.
+short MedMCQA questions for the probe. The full preset (README, "Training") runs the same loop
+on every record.
 """
 
 from __future__ import annotations
@@ -54,9 +53,7 @@ def test_closed_loop_curate_train_eval(shared_data, tmp_path) -> None:
     assert after["rate"] >= 0.9
     assert held_out["after"] < held_out["before"]
 
-    # The probe above already loaded the checkpoint with transformers; m1 eval runs it on vLLM.
-    evaluation = load_config(EvalConfig, None, [f"model={summary['final_model']}", "backend=vllm",
-                                                f"out_dir={tmp_path / 'eval'}",
+    evaluation = load_config(EvalConfig, None, [f"model={summary['final_model']}", f"out_dir={tmp_path / 'eval'}",
                                                 "per_source=1", "limit=4", "grid.max_thinking_tokens=[48]",
                                                 "policy={max_answer_tokens: 24}"])
     result = run_eval(evaluation, console)
