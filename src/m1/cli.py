@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from m1.console import make_console
 from m1.data.errors import DataError
 
 app = typer.Typer(help="m1: test-time scaling for medical reasoning with LLMs.", no_args_is_help=True,
@@ -32,8 +33,8 @@ app.add_typer(data_app, name="data")
 curate_app = typer.Typer(help="Build training sets from raw QA pools (SPEC §3), resumably.", no_args_is_help=True)
 app.add_typer(curate_app, name="curate")
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +45,7 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except DataError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -86,7 +87,7 @@ def data_build_eval(
         print_json({k: v for k, v in manifest.items() if k != "sources"}
                    | {"sources": {name: s["count"] for name, s in manifest["sources"].items()}})
         return
-    table = Table(title=f"m1 evaluation suite → {out}")
+    table = Table(title=escape(f"m1 evaluation suite → {out}"))
     table.add_column("source")
     table.add_column("items", justify="right")
     table.add_column("from")
@@ -95,7 +96,7 @@ def data_build_eval(
     table.add_row("[bold]total", f"[bold]{manifest['total']}", "")
     console.print(table)
     same = "matches the published partial suite" if manifest["md5"] == PUBLISHED_SUITE_MD5 else "differs from the published partial suite"
-    console.print(f"md5 {manifest['md5']} ({same}); manifest: {manifest_path(out)}")
+    console.print(f"md5 {manifest['md5']} ({same}); manifest: {manifest_path(out)}", markup=False)
 
 
 @data_app.command("inspect")
@@ -116,13 +117,13 @@ def data_inspect(
     if result.problems:
         report = report or Path(f"{file.stem}.skipped.jsonl")
         write_problems(report, result.problems)
-        err_console.print(f"{len(result.problems)} rows skipped; each with its reason in {report}")
+        err_console.print(f"{len(result.problems)} rows skipped; each with its reason in {report}", markup=False)
     summary = describe_items(result.items) | {"file": str(file), "format": result.format,
                                               "skipped_rows": len(result.problems)}
     if json_output:
         print_json(summary)
         return
-    table = Table(title=f"{file} ({result.format})")
+    table = Table(title=escape(f"{file} ({result.format})"))
     for column in ("source", "items", "options: count×n", "exact duplicate rows", "repeated questions"):
         table.add_column(column, justify="left" if column in ("source", "options: count×n") else "right")
     for name, count in summary["sources"].items():
@@ -155,9 +156,9 @@ def data_validate(
                     "invalid_rows": len(result.problems), "problems": [p.to_dict() for p in result.problems]})
     else:
         for problem in result.problems:
-            err_console.print(f"[red]invalid:[/] {problem.describe()}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]invalid:[/] {escape(problem.describe())}", highlight=False)
         status = "[green]valid[/]" if not result.problems else f"[red]{len(result.problems)} invalid rows[/]"
-        console.print(f"{file}: {len(result.items)} valid items, {status}", highlight=False)
+        console.print(f"{escape(str(file))}: {len(result.items)} valid items, {status}", highlight=False)
     if result.problems:
         raise typer.Exit(1)
 
@@ -266,7 +267,7 @@ def evaluate(
     summary = run_eval(eval_config, console)
     console.print(summary_table(summary))
     run_dir = Path(eval_config.out_dir) / summary["run"]
-    console.print(f"results: {run_dir}  (next: m1 report {run_dir})")
+    console.print(f"results: {run_dir}  (next: m1 report {run_dir})", markup=False)
 
 
 @app.command("report")
@@ -281,7 +282,7 @@ def report(
     from m1.evaluation.report import write_report
 
     paths = write_report(runs, out, paper_overlay=paper, mode=mode)
-    console.print(f"report: {paths.html}\nsummary: {paths.markdown}\nfigures: {len(paths.figures)} files in {paths.html.parent}")
+    console.print(f"report: {paths.html}\nsummary: {paths.markdown}\nfigures: {len(paths.figures)} files in {paths.html.parent}", markup=False)
 
 
 @app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
@@ -293,7 +294,7 @@ def serve(ctx: typer.Context) -> None:
     try:
         main(list(ctx.args), prog="m1 serve")
     except ValueError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -312,7 +313,7 @@ def train(
 
 def summary_table(summary: dict[str, Any]) -> Table:
     """Accuracy per grid point: micro and macro in strict mode, reference micro, thinking used."""
-    table = Table(title=f"{summary['model']} — {summary['items']} items")
+    table = Table(title=escape(f"{summary['model']} — {summary['items']} items"))
     for column in ("grid point", "strict micro %", "strict macro %", "no answer %", "reference micro %",
                    "thinking tokens (mean)", "budget hit %"):
         table.add_column(column, justify="left" if column == "grid point" else "right")
@@ -340,10 +341,10 @@ def curate_run(
     console.print(funnel_table(report))
     outputs = report["outputs"]
     if outputs:
-        console.print(f"{outputs['records']} SFT records: " + ", ".join(outputs["files"].values()))
+        console.print(f"{outputs['records']} SFT records: " + ", ".join(outputs["files"].values()), markup=False)
     else:
-        console.print(f"kept rows: {run_dir / report['stages'][-1]['dir'] / 'kept.jsonl'}")
-    console.print(f"(next: m1 curate status {run_dir})")
+        console.print(f"kept rows: {run_dir / report['stages'][-1]['dir'] / 'kept.jsonl'}", markup=False)
+    console.print(f"(next: m1 curate status {run_dir})", markup=False)
 
 
 @curate_app.command("status")
@@ -364,7 +365,7 @@ def curate_status(
 
 def funnel_table(report: dict[str, Any]) -> Table:
     """One line per stage: state, rows in, rows out, and why rows were dropped."""
-    table = Table(title=f"curation funnel — {report['run']}")
+    table = Table(title=escape(f"curation funnel — {report['run']}"))
     for column in ("stage", "state", "in", "out", "dropped (reason: rows)", "s"):
         numeric = column in ("in", "out", "s")
         # Names and counts stay whole; the reasons wrap when the terminal is narrow.

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from m1.console import make_console
 from m1.data.errors import DataError
 from m1.data.items import MCQItem
 from m1.data.suite import SUITE_FILE_NAME, load_suite, sample_per_source, shared_data_dir
@@ -77,9 +78,9 @@ class TokensPerSecond(ProgressColumn):
 
 
 def run_eval(config: EvalConfig, console: Console | None = None) -> dict[str, Any]:
-    console = console or Console()
+    console = console or make_console()
     data_path, data_note = resolve_data(config)
-    console.print(data_note)
+    console.print(data_note, markup=False)
     items = select_items(config, data_path)
     if not items:
         raise DataError.at(data_path, "", "sources", "no items selected", "check sources=, per_source= and limit=")
@@ -89,7 +90,7 @@ def run_eval(config: EvalConfig, console: Console | None = None) -> dict[str, An
     todo = {point.key: [i for i in items if i.uid not in store.finished_uids(point)] for point in points}
     remaining = sum(len(v) for v in todo.values())
     console.print(f"run: {store.root}  ({len(items)} items × {len(points)} grid points, "
-                  f"{remaining} generations to do)")
+                  f"{remaining} generations to do)", markup=False)
 
     if remaining:
         backend = load_backend(config.backend, config.model, **config.backend_options)

@@ -31,6 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from m1.console import make_console
 from m1.config import dump_config
 from m1.data.errors import DataError
 from m1.io import atomic_write_text
@@ -55,7 +56,7 @@ def run_training(config: TrainConfig, console: Console | None = None, callbacks:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     main_process = int(os.environ.get("RANK", "0")) == 0
     # Every process of a multi-GPU launch runs this function; one of them speaks.
-    console = (console or Console()) if main_process else Console(quiet=True)
+    console = (console or make_console()) if main_process else make_console(quiet=True)
     run_dir = Path(config.output_dir)
     resume = resolve_resume(config, run_dir)
     check_launch(config, world_size, console)
@@ -125,7 +126,7 @@ def run_training(config: TrainConfig, console: Console | None = None, callbacks:
     }
     if main_process:
         paths = write_report(run_dir / REPORT_DIR, summary, log_history)
-        console.print(f"final model: {final_dir}\nreport: {paths.markdown} (loss curve {paths.figure})")
+        console.print(f"final model: {final_dir}\nreport: {paths.markdown} (loss curve {paths.figure})", markup=False)
     return summary
 
 
