@@ -167,8 +167,7 @@ def data_validate(
 @user_errors
 def score(
     predictions: Path,
-    mode: Annotated[str, typer.Option(help="Extraction mode shown in the table: strict or reference.")] = "strict",
-    paper_quirks: Annotated[bool, typer.Option(help="Reproduce the original grader's first-character bug in reference mode.")] = False,
+    mode: Annotated[str, typer.Option(help="Extraction mode shown in the table: strict, or reference (the paper's evaluation grader).")] = "strict",
     json_output: JsonOption = False,
 ) -> None:
     """Re-score a predictions file in both modes and show accuracy per source."""
@@ -177,9 +176,9 @@ def score(
     if mode not in MODES:
         raise typer.BadParameter(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", param_hint="--mode")
     if json_output:
-        print_json(score_command_result(predictions, mode, paper_quirks=paper_quirks))
+        print_json(score_command_result(predictions, mode))
         return
-    report = score_file(predictions, paper_quirks=paper_quirks)
+    report = score_file(predictions)
     console.print(render_table(report.modes[mode], title=f"{predictions} — {mode} extraction"))
     diff = report.disagreement
     console.print(f"reference and strict disagree on {diff.count} of {diff.items} items "

@@ -44,14 +44,31 @@ def test_keep_decides_which_items_survive(tmp_path, keep, kept_count):
         assert set(kept) == {f"row{i:03d}" for i in (1, 3, 5, 7)}
     record = kept["row001"]["difficulty"]
     assert record["n_wrong"] == 2
-    assert record["models"]["strong"] | {"rule": None} == {"reply": "\\boxed{C}", "letter": "C", "rule": None,
-                                                           "correct": False, "finish_reason": "stop",
-                                                           "reference": record["models"]["strong"]["reference"]}
+    strong = record["models"]["strong"]
+    assert strong | {"graders": None} == {"reply": "\\boxed{C}", "letter": "C", "rule": "boxed_letter",
+                                          "correct": False, "finish_reason": "stop", "graders": None}
+    assert set(strong["graders"]) == {"strict", "reference", "notebook"}
     weak = record["models"]["weak"]
-    assert weak["letter"] is None and not weak["correct"] and weak["reference"]["letter"] is not None
+    assert weak["letter"] is None and not weak["correct"] and weak["graders"]["reference"]["letter"] is not None
     report = manifest["extra"]["models"]
     assert report["strong"]["solved"] == 4 and report["weak"]["solved"] == 0
+    if keep == "all_wrong":  # dropped rows keep what the models said
+        solved = dropped_rows(tmp_path / "difficulty")[0]["row"]["difficulty"]
+        assert solved["models"]["strong"]["correct"] and solved["n_wrong"] == 1
     assert report["strong"]["replies"] == report["weak"]["replies"] == 8
+
+
+def test_the_notebook_grader_counts_a_first_letter_as_a_solve(tmp_path):
+    """The paper's difficulty notebook: "Based on…" solves every item whose answer is B."""
+    with FaultServer(schedule=lambda body: ["ok"], answer=answer) as server:
+        strict = run_stage(DifficultyFilter(DifficultyConfig(models=models(server, "weak")), tmp_path), ROWS,
+                           tmp_path / "strict", upstream="u")
+        notebook = run_stage(DifficultyFilter(DifficultyConfig(models=models(server, "weak"), grader="notebook"),
+                                              tmp_path), ROWS, tmp_path / "notebook", upstream="u")
+    assert strict["rows_out"] == 8
+    assert notebook["dropped"] == {"solved by weak": 2}  # rows 1 and 5: answer B
+    assert sorted(row["uid"] for row in dropped_rows(tmp_path / "notebook")) == ["row001", "row005"]
+    assert notebook["extra"]["models"]["weak"]["solved"] == 2
 
 
 def test_a_model_that_cannot_answer_drops_the_row_with_its_reason(tmp_path):

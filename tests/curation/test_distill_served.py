@@ -97,7 +97,7 @@ def test_the_stages_run_on_a_real_server_and_a_rerun_pays_nothing(server, rows, 
     assert len(difficulty) == 4 and first["difficulty"]["rows_out"] == 4
     for row in difficulty:
         result = row["difficulty"]["models"][MODEL]
-        assert set(result) == {"reply", "letter", "rule", "correct", "finish_reason", "reference"}
+        assert set(result) == {"reply", "letter", "rule", "correct", "finish_reason", "graders"}
         assert row["difficulty"]["n_wrong"] == (0 if result["correct"] else 1)
 
     distilled = kept_rows(run_dir / "distill")

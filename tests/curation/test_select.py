@@ -63,7 +63,7 @@ def test_select_stage_keeps_the_draw_and_reports_it() -> None:
     outcomes = stage.process_all(rows)
     kept = [o for o in outcomes if not isinstance(o, Drop)]
     assert len(kept) == 30 and {o.reason for o in outcomes if isinstance(o, Drop)} == {"not selected"}
-    report = stage.report()
+    report = stage.report(kept, [])
     assert sorted(report["selected_uids"]) == sorted(row["uid"] for row in kept)
     assert sum(report["by_domain"].values()) == 30 and report["notes"] == []
 
@@ -72,7 +72,7 @@ def test_asking_for_more_than_available_takes_all_with_a_note() -> None:
     rows = pool({"20": 3, "24": 2})
     stage = Select(SelectConfig(n=1000))
     assert all(not isinstance(o, Drop) for o in stage.process_all(rows))
-    assert stage.report()["notes"] == ["asked for 1000 rows but only 5 are available: all are taken"]
+    assert stage.report([], [])["notes"] == ["asked for 1000 rows but only 5 are available: all are taken"]
 
 
 def test_m1k_needs_domains() -> None:

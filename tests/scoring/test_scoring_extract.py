@@ -36,11 +36,11 @@ CASES = [
         "boxed_letter", "The kidney filters blood.\n\\boxed{B}",
         ORGANS, ("B", "boxed_letter"), ("B", "boxed_letter"),
     ),
-    ("boxed_lowercase", "So the answer: \\boxed{b}", ORGANS, ("C", "most_similar"), ("B", "boxed_letter")),
+    ("boxed_lowercase", "So the answer: \\boxed{b}", ORGANS, ("B", "boxed_letter"), ("B", "boxed_letter")),
     ("boxed_parenthesised", "\\boxed{(C)}", ORGANS, ("C", "standalone_letter"), ("C", "boxed_letter")),
     ("boxed_letter_dot_text", "\\boxed{C. Heart}", ORGANS, ("C", "boxed_text"), ("C", "boxed_letter")),
     ("boxed_option_text", "\\boxed{Heart}", ORGANS, ("C", "boxed_text"), ("C", "boxed_text")),
-    ("boxed_option_text_lower", "\\boxed{heart}", ORGANS, ("C", "option_text"), ("C", "boxed_text")),
+    ("boxed_option_text_lower", "\\boxed{heart}", ORGANS, ("C", "boxed_text"), ("C", "boxed_text")),
     ("boxed_text_wrapper", "Final: \\boxed{\\text{C}}", ORGANS, ("C", "boxed_letter"), ("C", "boxed_letter")),
     (
         "boxed_textbf_wrapper", "\\boxed{\\textbf{C}}",
@@ -51,7 +51,7 @@ CASES = [
         ORGANS, ("D", "standalone_letter"), ("D", "boxed_letter"),
     ),
     ("boxed_nested_text", "\\boxed{\\text{C. Heart}}", ORGANS, ("C", "boxed_text"), ("C", "boxed_letter")),
-    ("boxed_with_spaces", "\\boxed{  B  }", ORGANS, ("B", "boxed_letter"), ("B", "boxed_letter")),
+    ("boxed_with_spaces", "\\boxed{  B  }", ORGANS, ("B", "standalone_letter"), ("B", "boxed_letter")),
     (
         "several_boxes_last_wins",
         "First guess \\boxed{A}, but on reflection the answer is \\boxed{C}.",
@@ -69,7 +69,7 @@ CASES = [
         "boxed_option_text_first_letter", "\\boxed{Cerebral abscess}",
         MENINGES, ("B", "boxed_text"), ("B", "boxed_text"),
     ),
-    ("boxed_yes_no_case", "\\boxed{No}", YES_NO, ("B", "option_text"), ("B", "boxed_text")),
+    ("boxed_yes_no_case", "\\boxed{No}", YES_NO, ("B", "boxed_text"), ("B", "boxed_text")),
     (
         "boxed_final_sentence", "Therefore, the final answer is \\boxed{D}.",
         ORGANS, ("D", "boxed_letter"), ("D", "boxed_letter"),
@@ -167,11 +167,11 @@ CASES = [
     ),
     # --- bare letters, "A. text" forms, lower case, punctuation -----------------------------------
     ("letter_only", "C", ORGANS, ("C", "standalone_letter"), ("C", "standalone_letter")),
-    ("letter_only_lowercase", "c", ORGANS, ("D", "most_similar"), ("C", "standalone_letter")),
+    ("letter_only_lowercase", "c", ORGANS, ("C", "standalone_letter"), ("C", "standalone_letter")),
     ("letter_dot", "C.", ORGANS, ("C", "standalone_letter"), ("C", "standalone_letter")),
     ("letter_parenthesised", "(B)", ORGANS, ("B", "standalone_letter"), ("B", "standalone_letter")),
-    ("letter_dot_text", "B. Kidney", ORGANS, ("B", "standalone_letter"), ("B", "standalone_letter")),
-    ("letter_a_dot_text", "A. Liver", ORGANS, ("A", "standalone_letter"), ("A", "standalone_letter")),
+    ("letter_dot_text", "B. Kidney", ORGANS, ("B", "option_text"), ("B", "standalone_letter")),
+    ("letter_a_dot_text", "A. Liver", ORGANS, ("A", "option_text"), ("A", "standalone_letter")),
     ("letter_with_spaces", "  D  \n", ORGANS, ("D", "standalone_letter"), ("D", "standalone_letter")),
     # --- letters inside words, prose without an answer ---------------------------------------
     (
@@ -279,41 +279,6 @@ def test_score_reply_rejects_an_answer_letter_that_is_not_an_option():
         score_reply("C", ORGANS, "E", "strict")
 
 
-# --- the paper's gold-dependent defects, only behind paper_quirks --------------------------------
-
-
-def test_first_character_defect_is_off_by_default():
-    reply = "Based on the clinical picture, this is most consistent with a vascular cause."
-    plain = score_reply(reply, ORGANS, "B", "reference")
-    assert (plain.letter, plain.rule, plain.correct) == ("C", "most_similar", False)
-    strict = score_reply(reply, ORGANS, "B", "strict")
-    assert (strict.letter, strict.correct) == (None, False)
-
-
-def test_paper_quirks_reproduce_the_first_character_defect():
-    reply = "Based on the clinical picture, this is most consistent with a vascular cause."
-    quirky = score_reply(reply, ORGANS, "B", "reference", paper_quirks=True)
-    assert (quirky.letter, quirky.rule, quirky.correct) == ("B", "first_char", True)
-    # Only unboxed replies: a box that is not the answer goes to the matcher instead.
-    boxed = score_reply("Based on it, \\boxed{Heart}", ORGANS, "B", "reference", paper_quirks=True)
-    assert (boxed.letter, boxed.rule, boxed.correct) == ("C", "option_text", False)
-
-
-def test_paper_quirks_let_a_wrong_box_fall_through_to_the_matcher():
-    reply = "Earlier I said the answer is B.\n\\boxed{C}"
-    plain = score_reply(reply, ORGANS, "B", "reference")
-    assert (plain.letter, plain.rule, plain.correct) == ("C", "boxed_letter", False)
-    quirky = score_reply(reply, ORGANS, "B", "reference", paper_quirks=True)
-    assert (quirky.letter, quirky.rule, quirky.correct) == ("B", "answer_is", True)
-    right_box = score_reply(reply, ORGANS, "C", "reference", paper_quirks=True)
-    assert (right_box.letter, right_box.rule, right_box.correct) == ("C", "boxed_letter", True)
-
-
-def test_paper_quirks_need_reference_mode():
-    with pytest.raises(ValueError, match="mode='reference'"):
-        score_reply("C", ORGANS, "C", "strict", paper_quirks=True)
-
-
 def test_most_similar_ties_go_to_the_later_option():
     # Every ratio is 0 here, and the original kept the last option on ties.
     found = extract_answer("???", {"A": "x", "B": "y", "C": "z"}, "reference")
@@ -322,8 +287,8 @@ def test_most_similar_ties_go_to_the_later_option():
 
 def test_option_text_ties_go_to_the_earlier_option():
     # "kidney" and "kidney stone" last occur at the same place; the original sort kept the earlier.
-    assert extract_answer("kidney stone", STONES, "reference") == Extraction("A", "option_text")
-    assert extract_answer("kidney stone", {"A": "Kidney stone", "B": "Kidney"}, "reference") == (
+    assert extract_answer("a kidney stone", STONES, "reference") == Extraction("A", "option_text")
+    assert extract_answer("a kidney stone", {"A": "Kidney stone", "B": "Kidney"}, "reference") == (
         Extraction("A", "option_text")
     )
 

@@ -109,9 +109,9 @@ def test_score_predictions_in_both_modes():
     assert [(r.letter, r.rule) for r in reference] == [
         ("B", "boxed_letter"), ("C", "most_similar"), ("C", "answer_is")
     ]
-    quirky = score_predictions(rows, "reference", paper_quirks=True)
-    assert [(r.letter, r.rule, r.correct) for r in quirky][1] == ("B", "first_char", True)
-    with pytest.raises(ValueError, match="reference, strict"):
+    notebook = score_predictions(rows, "notebook")
+    assert [(r.letter, r.rule, r.correct) for r in notebook][1] == ("B", "first_char", True)
+    with pytest.raises(ValueError, match="reference, strict, notebook"):
         score_predictions(rows, "loose")
 
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from m1.curation.client import ChatClient, ClientConfig, Messages, RequestFailed
 from m1.curation.mesh import Qualifier, ScopeNoteIndex, load_qualifiers, parse_code, rubric_text
-from m1.curation.stage import Drop, Outcome, Row, RowStage
+from m1.curation.stage import Drop, Outcome, Row, RowStage, annotations
 from m1.engine.prompt import user_message
 
 INSTRUCTIONS = """You sort medical exam questions into domains. The domains are the MeSH topical \
@@ -78,7 +78,6 @@ class DomainClassifier(RowStage):
         self.index = ScopeNoteIndex(self.qualifiers)
         self.client = ChatClient(config.client, cache_dir=Path(run_dir) / "cache")
         self.workers, self.batch_size = config.workers, config.batch_size
-        self.methods: Counter[str] = Counter()
 
     def params(self) -> dict[str, Any]:
         # The rubric text itself, not its path: an edited rubric must redo the stage.
@@ -86,8 +85,9 @@ class DomainClassifier(RowStage):
                 "include_options": self.config.include_options, "max_attempts": self.config.max_attempts,
                 "fallback": self.config.fallback}
 
-    def report(self) -> dict[str, Any]:
-        return {"client": self.client.stats(), "methods": dict(self.methods)}
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
+        methods = Counter(domain["method"] for domain in annotations(kept, dropped, "domain"))
+        return {"client": self.client.stats(), "methods": dict(methods.most_common())}
 
     def question(self, row: Row) -> str:
         return user_message(row["question"], row["options"] if self.config.include_options else None, suffix=None)
@@ -136,6 +136,5 @@ class DomainClassifier(RowStage):
         return self._labelled(row, self.index.best(self.question(row)), "fallback", attempts, reply)
 
     def _labelled(self, row: Row, qualifier: Qualifier, method: str, attempts: int, reply: str) -> Row:
-        self.methods[method] += 1
         return {**row, "domain": {"code": qualifier.code, "name": qualifier.name, "method": method,
                                   "flagged": method != "llm", "attempts": attempts, "reply": reply}}

@@ -41,7 +41,7 @@ from rapidfuzz import fuzz, process
 
 from m1.curation.paths import resolve_path
 from m1.curation.similarity import Match, NearDuplicateSettings, SimilarityIndex
-from m1.curation.stage import Drop, Outcome, Row, RowStage
+from m1.curation.stage import Drop, Outcome, Row, RowStage, annotations
 from m1.curation.text import item_view, question_view
 from m1.data.errors import DataError
 from m1.data.suite import SUITE_FILE_NAME, load_suite
@@ -84,7 +84,6 @@ class Decontaminate(RowStage):
         self.batch_size = config.batch_size
         self._indexes: dict[View, SimilarityIndex] | None = None
         self._raw: dict[View, tuple[list[str], list[str]]] | None = None
-        self._counts: Counter[str] = Counter()
 
     def _suite_path(self) -> Path:
         return resolve_path(self.config.suite, key=f"{self.config_key}.suite")
@@ -92,8 +91,10 @@ class Decontaminate(RowStage):
     def params(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json", exclude={"batch_size"}) | {"suite_md5": md5_file(self._suite_path())}
 
-    def report(self) -> dict[str, Any]:
-        return {"matches_by_view": dict(self._counts)}
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
+        views = Counter(match["view"] for matches in annotations(kept, dropped, "contamination")
+                        for match in matches["matches"])
+        return {"matches_by_view": dict(views)}
 
     def eval_items(self) -> dict[str, list]:
         path = self._suite_path()
@@ -159,10 +160,9 @@ class Decontaminate(RowStage):
     def _decide(self, row: Row, found: list[tuple[View, Match]]) -> Outcome:
         if not found:
             return row
-        for view, _ in found:
-            self._counts[view] += 1
         # The closest match names the reason; every view's match goes into the detail.
         _, best = max(found, key=lambda pair: pair[1].similarity)
         eval_source = best.key.split("/", 1)[0]
         detail = "; ".join(f"{match.key} ({view} view, {match.closeness})" for view, match in found)
-        return Drop(f"contaminated: {eval_source}", detail)
+        matches = [{"view": view, "eval_item": match.key, "similarity": match.similarity} for view, match in found]
+        return Drop(f"contaminated: {eval_source}", detail, {**row, "contamination": {"matches": matches}})

@@ -62,8 +62,8 @@ class Deduplicate(SetStage):
     def params(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
 
-    def report(self) -> dict[str, Any]:
-        return dict(self._counts)
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
+        return dict(self._counts)  # a set stage runs whole in one process: its counts are complete
 
     def process_all(self, rows: list[Row]) -> list[Outcome]:
         if self.config.method == "reference":

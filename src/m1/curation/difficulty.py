@@ -15,9 +15,12 @@ already is the evaluation prompt, ending with that instruction, so the default t
 as it is: the base models see exactly what a fine-tuned model sees at evaluation time. Set
 `prompt_template` to the paper's wording to reproduce it word for word.
 
-Each row gains `row["difficulty"] = {"models": {model: {"reply", "letter", "rule", "correct",
-"finish_reason", "reference": {"letter", "rule", "correct"}}}, "n_wrong": int}`. The strict scorer
-decides (an unparseable reply is not a solve); the reference grader's verdict is stored beside it.
+Each row, kept or dropped, gains `row["difficulty"] = {"models": {model: {"reply", "finish_reason",
+"letter", "rule", "correct", "graders": {grader: {"letter", "rule", "correct"}}}}, "n_wrong": int}`:
+every grader's verdict, with `letter`/`rule`/`correct` those of the grader that decides. `grader`
+picks it: `strict` (default: an unparseable reply is not a solve), `reference` (the paper's
+evaluation grader) or `notebook` (the grader of the paper's difficulty notebook, first-character
+defect included, to reproduce its funnel: an unboxed "Based on…" counts as solving item B).
 `keep`: `all_wrong` (the paper), `any_wrong` (drop only what every model solves), or `none`
 (annotate every row, drop nothing). A row some model could not answer at all (request failed
 after retries) is dropped with that reason rather than counted as unsolved.
@@ -33,8 +36,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from m1.curation.client import ChatClient, ChatReply, ClientConfig, PromptTemplate, RequestFailed, user_turn
-from m1.curation.stage import Drop, Outcome, Row, RowStage
-from m1.scoring import score_reply
+from m1.curation.stage import Drop, Outcome, Row, RowStage, annotations
+from m1.scoring import GRADERS, score_all
 
 
 def _paper_models() -> list[ClientConfig]:
@@ -51,6 +54,7 @@ class DifficultyConfig(BaseModel):
     models: list[ClientConfig] = Field(default_factory=_paper_models, min_length=1)
     prompt_template: PromptTemplate = "{prompt}"
     keep: Literal["all_wrong", "any_wrong", "none"] = "all_wrong"
+    grader: Literal[GRADERS] = Field("strict", description="which grader of m1.scoring.GRADERS decides a solve")  # type: ignore[valid-type]
     batch_size: int = Field(64, gt=0, description="rows answered (and written to disk) together")
 
     @field_validator("models")
@@ -67,20 +71,22 @@ class DifficultyFilter(RowStage):
     """Drops items the base models already solve."""
 
     name = "difficulty"
+    version = "2"  # every grader's verdict stored, dropped rows annotated
 
     def __init__(self, config: DifficultyConfig, run_dir: Path):
         self.config = config
         self.clients = {model.model: ChatClient(model, cache_dir=Path(run_dir) / "cache") for model in config.models}
         self.batch_size = config.batch_size
-        self.solved: Counter[str] = Counter()
 
     def params(self) -> dict[str, Any]:
         return {"models": [model.identity() for model in self.config.models],
-                "prompt_template": self.config.prompt_template, "keep": self.config.keep}
+                "prompt_template": self.config.prompt_template, "keep": self.config.keep,
+                "grader": self.config.grader}
 
-    def report(self) -> dict[str, Any]:
-        """Per model: client figures and how many items it solved in this process."""
-        return {"models": {name: client.stats() | {"solved": self.solved[name]}
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
+        """Per model: this process's client figures, and how many of the stage's items it solved."""
+        judged = annotations(kept, dropped, "difficulty")
+        return {"models": {name: client.stats() | {"solved": sum(d["models"][name]["correct"] for d in judged)}
                            for name, client in self.clients.items()}}
 
     def process(self, row: Row) -> Outcome:
@@ -100,17 +106,14 @@ class DifficultyFilter(RowStage):
             return Drop(f"base model {name} failed: {failure.reason}", failure.detail)
         results = {name: self._judge(row, reply) for name, reply in replies.items()}
         solved = [name for name, result in results.items() if result["correct"]]
-        self.solved.update(solved)
         row = {**row, "difficulty": {"models": results, "n_wrong": len(results) - len(solved)}}
         everyone = len(solved) == len(results)
         if (self.config.keep == "all_wrong" and solved) or (self.config.keep == "any_wrong" and everyone):
-            return Drop(f"solved by {', '.join(solved)}")
+            return Drop(f"solved by {', '.join(solved)}", f"{self.config.grader} grader", row)
         return row
 
-    @staticmethod
-    def _judge(row: Row, reply: ChatReply) -> dict[str, Any]:
-        strict = score_reply(reply.content, row["options"], row["answer_idx"], "strict")
-        reference = score_reply(reply.content, row["options"], row["answer_idx"], "reference")
-        return {"reply": reply.content, "letter": strict.letter, "rule": strict.rule, "correct": strict.correct,
-                "finish_reason": reply.finish_reason,
-                "reference": {"letter": reference.letter, "rule": reference.rule, "correct": reference.correct}}
+    def _judge(self, row: Row, reply: ChatReply) -> dict[str, Any]:
+        verdicts = score_all(reply.content, row["options"], row["answer_idx"])
+        return {"reply": reply.content, "finish_reason": reply.finish_reason,
+                **verdicts[self.config.grader].to_dict(),
+                "graders": {grader: verdict.to_dict() for grader, verdict in verdicts.items()}}

@@ -66,7 +66,7 @@ class Distill(RowStage):
     def params(self) -> dict[str, Any]:
         return {"teacher": self.config.teacher.identity(), "prompt_template": self.config.prompt_template}
 
-    def report(self) -> dict[str, Any]:
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
         return {"teacher": self.client.stats()}
 
     def process(self, row: Row) -> Outcome:

@@ -105,8 +105,8 @@ class Select(SetStage):
     def params(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
 
-    def report(self) -> dict[str, Any]:
-        return self._report
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
+        return self._report  # a set stage runs whole in one process: its own figures are complete
 
     def process_all(self, rows: list[Row]) -> list[Outcome]:
         config = self.config

@@ -21,6 +21,7 @@ Kinds of stage:
 A stage directory holds:
     kept.jsonl       rows that go on to the next stage
     dropped.jsonl    {"uid", "reason", "detail", "row"}: every dropped row with a readable reason
+                     (the row as the stage annotated it, where it did)
     manifest.json    fingerprint, rows in/out, drop counts by reason, seconds, finished time
     fingerprint      the fingerprint the partial files belong to (written first)
 
@@ -52,10 +53,16 @@ KEPT_FILE, DROPPED_FILE, MANIFEST_FILE, FINGERPRINT_FILE = "kept.jsonl", "droppe
 
 @dataclass(frozen=True)
 class Drop:
-    """Why a row leaves the pipeline: a short reason that is counted, and an optional detail."""
+    """Why a row leaves the pipeline: a short reason that is counted, and an optional detail.
+
+    `row`, when given, is the row as the stage annotated it (a base model's reply, the graders'
+    verdicts); dropped.jsonl keeps it instead of the input row, so a reader sees why, and a
+    report computed from the files counts dropped rows as fully as kept ones.
+    """
 
     reason: str
     detail: str | None = None
+    row: Row | None = None
 
 
 Outcome = Row | Drop
@@ -72,8 +79,13 @@ class Stage:
         """Everything that changes this stage's output (a config's fields); part of the fingerprint."""
         return {}
 
-    def report(self) -> dict[str, Any]:
-        """Extra figures for the manifest once the stage finishes (cache hits, tokens, cost...)."""
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
+        """Extra figures for the manifest once the stage finishes.
+
+        Figures about rows are computed from `kept` and `dropped` (the stage's files: every row,
+        whichever process judged it), never from counters of this process, which a resumed run
+        would start from zero. Client figures (cache hits, tokens paid) are about this process.
+        """
         return {}
 
     def fingerprint(self, upstream: str) -> str:
@@ -143,6 +155,12 @@ def dropped_rows(stage_dir: Path) -> list[Row]:
     return list(rows.values())
 
 
+def annotations(kept: list[Row], dropped: list[Row], section: str) -> list[dict[str, Any]]:
+    """The `section` a stage added to each row it judged, kept or dropped (for `Stage.report`)."""
+    rows = [*kept, *(entry["row"] for entry in dropped)]
+    return [row[section] for row in rows if isinstance(row.get(section), dict)]
+
+
 def _prepare(stage_dir: Path, fingerprint: str) -> None:
     """Keep partial files only when they belong to this exact fingerprint; otherwise start clean."""
     marker = stage_dir / FINGERPRINT_FILE
@@ -159,7 +177,8 @@ def _record(stage_dir: Path, rows: Sequence[Row], outcomes: Sequence[Outcome], s
     kept, dropped = [], []
     for row, outcome in zip(rows, outcomes):
         if isinstance(outcome, Drop):
-            dropped.append({"uid": row["uid"], "reason": outcome.reason, "detail": outcome.detail, "row": row})
+            dropped.append({"uid": row["uid"], "reason": outcome.reason, "detail": outcome.detail,
+                            "row": row if outcome.row is None else outcome.row})
         elif isinstance(outcome, dict) and outcome.get("uid") == row["uid"]:
             kept.append(outcome)
         else:
@@ -238,7 +257,7 @@ def run_stage(
         "dropped": dict(Counter(row["reason"] for row in dropped).most_common()),
         "seconds": round(time.monotonic() - started + (manifest or {}).get("seconds", 0.0), 3),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "extra": stage.report(),
+        "extra": stage.report(kept, dropped),
     }
     if len(kept) + len(dropped) != len(rows):
         raise RuntimeError(f"stage {stage.name}: {len(rows)} rows in but {len(kept)} kept + {len(dropped)} dropped")

@@ -3,72 +3,68 @@
     manifest = run_stage(TeacherCorrectFilter(VerifyConfig(), run_dir), rows, run_dir / "06_verify",
                          upstream=fingerprint)
 
-The teacher's final content (`row["teacher"]["content"]`, not its reasoning) is scored both ways
-and both verdicts are stored: `row["verify"] = {"strict": {"letter", "rule", "correct"},
-"reference": {...}, "agree": bool}`. The strict scorer decides by default; it reports "no answer"
-where the reference grader would guess (it read "Based on…" as B), so a guessed answer cannot
-slip a wrong trace into the training set. `report()` counts where the two disagree, in each
-direction, so the cost of the stricter choice is visible in the manifest.
+The teacher's final content (`row["teacher"]["content"]`, not its reasoning) is judged by every
+grader of `m1.scoring.GRADERS` and every verdict is stored, on kept and dropped rows alike:
+`row["verify"] = {"graders": {grader: {"letter", "rule", "correct"}}, "decided_by": mode,
+"agree": bool}`. `mode` picks the grader that decides:
+- `strict` (default) reports "no answer" where the others would guess, so a guessed answer cannot
+  slip a wrong trace into the training set;
+- `reference` is the paper's evaluation grader;
+- `notebook` is the grader the paper's curation notebooks used for this filter, first-character
+  defect included ("Based on…" counts as B): set it to reproduce the paper's funnel.
+`report()` counts, over every row of the stage's files, how many each grader calls correct and
+where they disagree, so the cost of the stricter choice is visible in the manifest.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from m1.curation.stage import Drop, Outcome, Row, RowStage
-from m1.scoring import ScoredReply, score_reply
+from m1.curation.stage import Drop, Outcome, Row, RowStage, annotations
+from m1.scoring import GRADERS, score_all
 
 
 class VerifyConfig(BaseModel):
-    """Which scorer decides whether the teacher was right."""
+    """Which grader decides whether the teacher was right."""
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["strict", "reference"] = "strict"
-
-
-def _verdict(scored: ScoredReply) -> dict[str, Any]:
-    return {"letter": scored.letter, "rule": scored.rule, "correct": scored.correct}
+    mode: Literal[GRADERS] = "strict"  # type: ignore[valid-type]
 
 
 class TeacherCorrectFilter(RowStage):
     """Keeps rows whose teacher answer matches the answer letter."""
 
     name = "verify"
+    version = "2"  # every grader's verdict stored, dropped rows annotated
 
     def __init__(self, config: VerifyConfig, run_dir: Path):
         self.config = config
-        self.counts: Counter[str] = Counter()
 
     def params(self) -> dict[str, Any]:
         return {"mode": self.config.mode}
 
-    def report(self) -> dict[str, Any]:
-        """Figures for rows judged in this process (a resumed run counts only what it judged)."""
-        return {"judged": self.counts["judged"], "disagreements": self.counts["disagree"],
-                "correct_by_reference_only": self.counts["reference_only"],
-                "correct_by_strict_only": self.counts["strict_only"]}
+    def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
+        verdicts = annotations(kept, dropped, "verify")
+        return {"judged": len(verdicts),
+                "correct_by": {grader: sum(v["graders"][grader]["correct"] for v in verdicts) for grader in GRADERS},
+                "disagreements": sum(not v["agree"] for v in verdicts)}
 
     def process(self, row: Row) -> Outcome:
         teacher = row.get("teacher")
         if not isinstance(teacher, dict) or "content" not in teacher:
             raise ValueError(f"row {row['uid']} reaches {self.name} without teacher.content; run distill first")
-        scored = {mode: score_reply(teacher["content"], row["options"], row["answer_idx"], mode)
-                  for mode in ("strict", "reference")}
-        agree = scored["strict"].correct == scored["reference"].correct
-        self.counts["judged"] += 1
-        if not agree:
-            self.counts["disagree"] += 1
-            self.counts["reference_only" if scored["reference"].correct else "strict_only"] += 1
-        row = {**row, "verify": {"strict": _verdict(scored["strict"]), "reference": _verdict(scored["reference"]),
-                                 "agree": agree}}
+        scored = score_all(teacher["content"], row["options"], row["answer_idx"])
+        row = {**row, "verify": {"graders": {grader: verdict.to_dict() for grader, verdict in scored.items()},
+                                 "decided_by": self.config.mode,
+                                 "agree": len({verdict.correct for verdict in scored.values()}) == 1}}
         decided = scored[self.config.mode]
         if decided.correct:
             return row
         if decided.letter is None:
-            return Drop("teacher gave no answer", f"{self.config.mode} scorer: {decided.rule}")
-        return Drop("teacher answered wrong", f"chose {decided.letter} ({decided.rule}); answer {row['answer_idx']}")
+            return Drop("teacher gave no answer", f"{self.config.mode} grader: {decided.rule}", row)
+        return Drop("teacher answered wrong", f"chose {decided.letter} ({decided.rule}); answer {row['answer_idx']}",
+                    row)

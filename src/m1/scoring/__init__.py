@@ -4,17 +4,21 @@ decided it), accuracy with confidence intervals, and predictions files.
     from m1.scoring import extract_answer, score_reply, read_predictions, build_report, render_table
     extract_answer(reply, {"A": "Liver", "B": "Kidney", "C": "Heart"})  # Extraction("C", "boxed_letter")
 
-Modes: `reference` reproduces the paper's grader (for comparison with its numbers), `strict` never
-guesses and reports "no answer" instead; see `m1.scoring.extract` for both cascades and `RULES`.
+Modes: `reference` reproduces the paper's evaluation grader (for comparison with its numbers),
+`strict` never guesses and reports "no answer" instead. `GRADERS` adds `notebook`, the curation
+notebooks' gold-dependent grader with its first-character defect, for reproducing the paper's
+filter funnel. See `m1.scoring.extract` for each and `RULES`.
 """
 
 from m1.scoring.extract import (
+    GRADERS,
     MODES,
     NO_ANSWER_RULES,
     RULES,
     Extraction,
     ScoredReply,
     extract_answer,
+    score_all,
     score_reply,
 )
 from m1.scoring.metrics import (
@@ -41,6 +45,7 @@ from m1.scoring.predictions import (
 )
 
 __all__ = [
+    "GRADERS",
     "MODES",
     "NO_ANSWER_RULES",
     "RULES",
@@ -61,6 +66,7 @@ __all__ = [
     "prediction_from_record",
     "read_predictions",
     "render_table",
+    "score_all",
     "score_command_result",
     "score_file",
     "score_predictions",

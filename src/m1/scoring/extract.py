@@ -8,14 +8,20 @@
 Every result carries a short, stable rule name (`RULES` describes each), so a report can say how
 many answers came from a box, how many from a guess, and how many were not answers at all.
 
-`reference` — the paper's grader, kept so that our numbers can be compared with the paper's.
-    The paper's code (UCSC-VLAA/m1) puts a boxed-answer check in front of the letter matcher of
-    HuatuoGPT-o1's `evaluation/scorer.py` (the version in xk-huang/HuatuoGPT-o1, a fork by one of
-    the m1 authors, was read for the facts below; none of its code is reused). In order:
-      1. `boxed_letter` / `boxed_text`: the last `\\boxed{...}` of the reply (brace-matched; an
-         unbalanced last box counts as no box; `\\text{...}` unwrapped, whitespace stripped) equals an
-         option letter, an option's text, or "X. option text", exactly.
-      2. `answer_is`: the last `answer is X` (lower-case "answer is", then optional whitespace, then
+`reference` — the paper's evaluation grader, kept so that our numbers can be compared with the
+    paper's. It reproduces UCSC-VLAA/m1 `src/eval/score.py` with `extract_format.py` (read for the
+    facts below; none of its code is reused), whose letter matcher comes from HuatuoGPT-o1's
+    evaluation. An independent run of that grader beside this mode agreed on 99.93 % of 6,000
+    generated replies (SPEC §6). In order:
+      0. The extracted answer: the content of the last `\\boxed{...}` (else `\\fbox`), braces
+         matched, with a `\\text{...}` that spans all of it unwrapped and, when it holds "=", only
+         what follows the last "="; the whole reply when there is no box or its braces never close.
+      1. `boxed_letter` / `boxed_text` (`standalone_letter` / `option_text` for an unboxed reply):
+         the extracted answer, compared ignoring case and unstripped, is one character naming an
+         option letter, an option's text, or "X. option text".
+      2. Otherwise the letter matcher runs on the extracted answer (the box's content when there
+         was a box, not the whole reply):
+         `answer_is`: the last `answer is X` (lower-case "answer is", then optional whitespace, then
          a capital A-N, with no check of what follows: "the answer is Hypertension" gives H).
       3. `standalone_letter`: the last capital letter among the first len(options) of A-N that stands
          between non-word characters (or CJK, or the ends of the text), except "A " (the article).
@@ -27,18 +33,21 @@ many answers came from a box, how many from a guess, and how many were not answe
          altogether; here every item is scored.)
     Steps 2-5 run on the text after the last "## Final Response\\n\\n" when there is one (a
     HuatuoGPT-o1 convention the matcher kept). Letters are upper-case only; with more than 14
-    options, letters after N can only come from a box. A letter that is not an option (step 2's
-    H) is kept as the extraction and scored wrong.
+    options, letters after N can only come from step 1. A letter that is not an option (step 2's
+    H) is kept as the extraction and scored wrong. Step 1 asks about the gold option first, so
+    `score_reply` can differ from `extract_answer` + comparison in rare cases (see
+    `_score_reference`); HuatuoGPT-o1's better-of-first-and-last-match trick is not used, by the
+    paper either. One difference is kept on purpose: an option whose text holds a line break is
+    read whole here, where the published grader re-parsed the options from the prompt's lines
+    and lost it (a few MedXpertQA tables).
 
-    The paper's first-character defect is NOT reproduced by default. Its grader, given a reply with
-    no box, counted it correct whenever the reply's first character (here: first non-space one)
-    equalled the answer letter ("Based on..." scored as B). It also checked the box against the gold answer only, so a box
-    naming a wrong option fell through to the matcher, which could still find the right letter
-    elsewhere in the reply. Both depend on the gold letter, so neither can be part of a gold-blind
-    extraction: pass `paper_quirks=True` to `score_reply` (reference mode only) to apply both and
-    reproduce the paper's grading exactly (the quirk is recorded as rule `first_char`). Separately,
-    HuatuoGPT-o1's scorer reported per source the better of first-match and last-match accuracy;
-    m1 scores the last match, and so do we.
+`notebook` (a grader only: `score_reply(..., mode="notebook")`) — the grader of the paper's
+    curation notebooks (`filtering_qwen_correct.ipynb`, `filtering_r1_wrong.ipynb`), which decided
+    the difficulty and teacher-correct filters. Same extracted answer; correct when it equals the
+    answer's text (stripped, ignoring case) or when its first character is the answer letter in
+    either case, so an unboxed "Based on..." counts as B (rule `first_char`). There is no letter
+    matcher. Offered to reproduce the paper's filter funnel (`difficulty.grader`,
+    `verify.mode` in the curation configs), never for evaluation.
 
 `strict` — never guesses; a reply with no recognisable answer is "no answer" (counted wrong).
     The reply is first cut to its answer section, the text after the last `<|im_start|>answer`,
@@ -84,6 +93,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 MODES = ("reference", "strict")
+# Graders judge a reply against the gold letter: the two extraction modes, and the curation
+# notebooks' gold-dependent grader, which extracts nothing on its own.
+GRADERS = (*MODES, "notebook")
 
 RULES: dict[str, str] = {
     "boxed_letter": "the last \\boxed{} holds an option letter (C, (C), C. text)",
@@ -96,7 +108,7 @@ RULES: dict[str, str] = {
     "option_text": "reference: the option whose text occurs last; "
     "strict: exactly one option's text named in the answer",
     "most_similar": "reference: the option most similar to the whole reply (a guess)",
-    "first_char": "reference with paper_quirks: unboxed reply starting with the answer letter",
+    "first_char": "notebook: the answer's first character is taken as its letter ('Based on...' = B)",
     "conflict": "strict: the letter and the option text named disagree (no answer)",
     "empty": "strict: the reply is empty (no answer)",
     "no_answer": "strict: no recognisable answer (no answer)",
@@ -127,6 +139,9 @@ class ScoredReply:
     rule: str
     correct: bool
 
+    def to_dict(self) -> dict[str, str | bool | None]:
+        return {"letter": self.letter, "rule": self.rule, "correct": self.correct}
+
 
 def extract_answer(reply: str, options: Mapping[str, str], mode: str = "strict") -> Extraction:
     """The letter `reply` chooses among `options` (letter -> text), by the named cascade."""
@@ -137,27 +152,29 @@ def extract_answer(reply: str, options: Mapping[str, str], mode: str = "strict")
     raise ValueError(f"unknown scoring mode {mode!r}; valid modes: {', '.join(MODES)}")
 
 
-def score_reply(
-    reply: str,
-    options: Mapping[str, str],
-    answer_idx: str,
-    mode: str = "strict",
-    *,
-    paper_quirks: bool = False,
-) -> ScoredReply:
-    """Extract the reply's letter and compare it with `answer_idx`.
+def score_reply(reply: str, options: Mapping[str, str], answer_idx: str, mode: str = "strict") -> ScoredReply:
+    """Judge the reply against `answer_idx` with a grader of `GRADERS`.
 
-    `paper_quirks=True` (reference mode only) applies the paper grader's gold-dependent defects
-    described in the module docstring, to reproduce its numbers exactly.
+    `strict` and `reference` extract a letter and compare it (reference as the paper's evaluation
+    grader compares, see `_score_reference`); `notebook` is the curation notebooks' grader,
+    which needs the gold answer to decide anything.
     """
     if answer_idx not in options:
         raise ValueError(f"answer letter {answer_idx!r} is not one of the options {', '.join(options)}")
-    if paper_quirks:
-        if mode != "reference":
-            raise ValueError("paper_quirks reproduces the paper's grader and needs mode='reference'")
-        return _reference_with_quirks(reply or "", options, answer_idx)
-    found = extract_answer(reply, options, mode)
+    reply = reply or ""
+    if mode == "reference":
+        return _score_reference(reply, options, answer_idx)
+    if mode == "notebook":
+        return _score_notebook(reply, options, answer_idx)
+    if mode != "strict":
+        raise ValueError(f"unknown grader {mode!r}; valid graders: {', '.join(GRADERS)}")
+    found = _strict(reply, _Options(options))
     return ScoredReply(found.letter, found.rule, found.letter == answer_idx)
+
+
+def score_all(reply: str, options: Mapping[str, str], answer_idx: str) -> dict[str, ScoredReply]:
+    """The verdict of every grader of `GRADERS`, for stages that keep them side by side."""
+    return {grader: score_reply(reply, options, answer_idx, grader) for grader in GRADERS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +184,6 @@ _LATEX_WRAPPER = re.compile(
     r"\\(?:text|textbf|textit|textrm|textsf|texttt|mathrm|mathbf|mathit|mathsf|mbox|operatorname)"
     r"\s*\{([^{}]*)\}"
 )
-_TEXT_ONLY = re.compile(r"\\text\s*\{([^{}]*)\}")
 
 
 def _unwrap(text: str, pattern: re.Pattern[str] = _LATEX_WRAPPER) -> str:
@@ -267,28 +283,87 @@ def _ref_last_standalone_letter(text: str, n_options: int) -> str | None:
     return text[last] if chain % 2 == 0 else text[last - 2]
 
 
-def _reference_box(reply: str) -> str | None:
-    """The paper's box: only the very last `\\boxed`, `\\text{}` unwrapped, stripped."""
-    box = _last_box(reply)
-    return None if box is None else _unwrap(box, _TEXT_ONLY).strip()
+def _paper_last_box(text: str) -> str:
+    """The published graders' `last_boxed_only_string`: from the last `\\boxed` (else `\\fbox`) to
+    its matching brace; the whole text when there is none or the braces never close."""
+    at = text.rfind("\\boxed")
+    if at < 0:
+        at = text.rfind("\\fbox")
+    if at < 0:
+        return text
+    depth = 0
+    for j in range(at, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[at : j + 1]
+    return text
 
 
-def _reference_box_letter(box: str, options: Mapping[str, str]) -> Extraction | None:
-    if box in options:
-        return Extraction(box, "boxed_letter")
+def _paper_unwrap(text: str, command: str) -> tuple[str, bool]:
+    """`\\command{X}` spanning the whole text -> X (after its last "=", if any), and whether it did."""
+    head = command + "{"
+    if not (text.startswith(head) and text.endswith("}")):
+        return text, False
+    inner = text[len(head) : -1]
+    return (inner.split("=")[-1].lstrip(" ") if "=" in inner else inner), True
+
+
+def _paper_extracted(reply: str) -> tuple[str, bool]:
+    """What both published graders judge, as their `extract_answer` builds it: the content of the
+    last box with a whole-content `\\text{}` unwrapped, or else the whole reply; and whether a box
+    was found. Nothing is stripped or lower-cased here; the graders do that when comparing."""
+    extracted, boxed = _paper_unwrap(_paper_last_box(reply), "\\boxed")
+    return _paper_unwrap(_paper_last_box(extracted), "\\text")[0], boxed
+
+
+def _reference_direct(extracted: str, boxed: bool, options: Mapping[str, str]) -> list[Extraction]:
+    """Every option the extracted answer names outright, as the evaluation grader compares (ignoring
+    case, nothing stripped): a one-character letter, an option's text, or "X. text"."""
+    lowered = extracted.lower()
+    named = []
+    if len(extracted) == 1 and extracted.upper() in options:
+        named.append(Extraction(extracted.upper(), "boxed_letter" if boxed else "standalone_letter"))
     for letter, text in options.items():
-        if box == text.strip() or box == f"{letter}. {text.strip()}":
-            return Extraction(letter, "boxed_text")
-    return None
+        if lowered in (text.lower(), f"{letter}. {text}".lower()):
+            named.append(Extraction(letter, "boxed_text" if boxed else "option_text"))
+    return named
 
 
 def _reference(reply: str, options: Mapping[str, str]) -> Extraction:
-    box = _reference_box(reply)
-    if box is not None:
-        found = _reference_box_letter(box, options)
-        if found is not None:
-            return found
-    return _reference_matcher(reply, options)
+    extracted, boxed = _paper_extracted(reply)
+    named = _reference_direct(extracted, boxed, options)
+    return named[0] if named else _reference_matcher(extracted, options)
+
+
+def _score_reference(reply: str, options: Mapping[str, str], answer_idx: str) -> ScoredReply:
+    """The evaluation grader's verdict. It asks whether the extracted answer names the GOLD option
+    before it runs the letter matcher, so it is not quite a gold-blind extraction plus a
+    comparison: a box naming one option's text while the matcher reads another's letter out of it
+    ("Vitamin B" for gold B = "Vitamin C") counts as correct. Reproduced as published."""
+    extracted, boxed = _paper_extracted(reply)
+    for found in _reference_direct(extracted, boxed, options):
+        if found.letter == answer_idx:
+            return ScoredReply(found.letter, found.rule, True)
+    found = _reference_matcher(extracted, options)
+    return ScoredReply(found.letter, found.rule, found.letter == answer_idx)
+
+
+def _score_notebook(reply: str, options: Mapping[str, str], answer_idx: str) -> ScoredReply:
+    """The curation notebooks' grader (difficulty and teacher-correct filters), defect included:
+    correct when the extracted answer equals the answer text (stripped, ignoring case) or when its
+    first character is the answer letter ("Based on..." is B). There is no letter matcher; a
+    wrong verdict keeps the first character as the letter when it names an option."""
+    extracted, boxed = _paper_extracted(reply)
+    if extracted.strip().lower() == options[answer_idx].strip().lower():
+        return ScoredReply(answer_idx, "boxed_text" if boxed else "option_text", True)
+    first = extracted[:1].strip().upper()
+    if first == answer_idx:
+        return ScoredReply(answer_idx, "first_char", True)
+    return ScoredReply(first if first in options else None, "first_char" if first in options else "no_answer",
+                       False)
 
 
 def _reference_matcher(reply: str, options: Mapping[str, str]) -> Extraction:
@@ -334,19 +409,6 @@ def _most_similar(lowered_reply: str, options: Mapping[str, str]) -> str:
         if ratio >= best:
             best_letter, best = letter, ratio
     return best_letter if best_letter is not None else list(options)[-1]
-
-
-def _reference_with_quirks(reply: str, options: Mapping[str, str], answer_idx: str) -> ScoredReply:
-    """The paper's grading, gold-dependent defects included."""
-    box = _reference_box(reply)
-    if box is not None:
-        found = _reference_box_letter(box, {answer_idx: options[answer_idx]})
-        if found is not None:
-            return ScoredReply(answer_idx, found.rule, True)
-    elif reply.lstrip()[:1] == answer_idx:
-        return ScoredReply(answer_idx, "first_char", True)
-    found = _reference_matcher(reply, options)
-    return ScoredReply(found.letter, found.rule, found.letter == answer_idx)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -100,8 +100,6 @@ class ModeMetrics:
     micro: Accuracy
     macro: Accuracy  # `correct`/`items` are totals; accuracy and interval are the macro ones
     rules: dict[str, int]
-    paper_quirks: bool = False
-
     @property
     def no_answer_rate(self) -> float:
         return self.micro.no_answer_rate
@@ -109,7 +107,6 @@ class ModeMetrics:
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
-            "paper_quirks": self.paper_quirks,
             "items": self.micro.items,
             "no_answer_rate": self.no_answer_rate,
             "micro": self.micro.to_dict(),
@@ -124,7 +121,7 @@ class ModeMetrics:
         }
 
 
-def mode_metrics(rows: Iterable[ScoredRow], mode: str, *, paper_quirks: bool = False) -> ModeMetrics:
+def mode_metrics(rows: Iterable[ScoredRow], mode: str) -> ModeMetrics:
     """Per-source, micro and macro accuracy of rows scored in one mode (sources in first-seen order)."""
     counts: dict[str, list[int]] = {}  # source -> [items, correct, no_answer]
     rules: dict[str, Counter[str]] = {}
@@ -151,7 +148,6 @@ def mode_metrics(rows: Iterable[ScoredRow], mode: str, *, paper_quirks: bool = F
         micro=Accuracy.of(total_correct, total_items, total_none),
         macro=_macro(sources, total_correct, total_items, total_none),
         rules=dict(all_rules.most_common()),
-        paper_quirks=paper_quirks,
     )
 
 
@@ -259,8 +255,7 @@ def _interval(accuracy: Accuracy) -> str:
 
 def render_table(metrics: ModeMetrics, title: str | None = None) -> Table:
     """A rich table: one row per source, then micro and macro averages."""
-    quirks = ", paper quirks" if metrics.paper_quirks else ""
-    table = Table(title=title or f"Accuracy ({metrics.mode} extraction{quirks})")
+    table = Table(title=title or f"Accuracy ({metrics.mode} extraction)")
     table.add_column("source")
     table.add_column("items", justify="right")
     table.add_column("correct", justify="right")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from m1.data.errors import DataError
-from m1.scoring.extract import MODES, score_reply
+from m1.scoring.extract import GRADERS, MODES, score_reply
 from m1.scoring.metrics import Disagreement, ModeMetrics, ScoredRow, disagreement, mode_metrics
 
 REQUIRED_FIELDS = ("uid", "source", "options", "answer_idx", "reply")
@@ -155,15 +155,13 @@ _FIELD_HELP = {
 }
 
 
-def score_predictions(
-    rows: Iterable[PredictionRow], mode: str = "strict", *, paper_quirks: bool = False
-) -> list[ScoredRow]:
-    """Score every row in one mode (see `m1.scoring.extract` for the modes)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown scoring mode {mode!r}; valid modes: {', '.join(MODES)}")
+def score_predictions(rows: Iterable[PredictionRow], mode: str = "strict") -> list[ScoredRow]:
+    """Score every row with one grader of `GRADERS` (see `m1.scoring.extract`)."""
+    if mode not in GRADERS:
+        raise ValueError(f"unknown grader {mode!r}; valid graders: {', '.join(GRADERS)}")
     scored = []
     for row in rows:
-        result = score_reply(row.reply, row.options, row.answer_idx, mode, paper_quirks=paper_quirks)
+        result = score_reply(row.reply, row.options, row.answer_idx, mode)
         scored.append(
             ScoredRow(row.uid, row.source, row.answer_idx, result.letter, result.rule, result.correct)
         )
@@ -188,19 +186,14 @@ class ScoreReport:
         }
 
 
-def build_report(
-    rows: Sequence[PredictionRow], *, paper_quirks: bool = False, max_examples: int = 20, file: str = ""
-) -> ScoreReport:
-    """Score `rows` in reference and strict mode and compare them.
-
-    `paper_quirks` applies the paper grader's defects to the reference mode (see `extract`).
-    """
-    reference = score_predictions(rows, "reference", paper_quirks=paper_quirks)
+def build_report(rows: Sequence[PredictionRow], *, max_examples: int = 20, file: str = "") -> ScoreReport:
+    """Score `rows` in reference and strict mode and compare them."""
+    reference = score_predictions(rows, "reference")
     strict = score_predictions(rows, "strict")
     return ScoreReport(
         items=len(rows),
         modes={
-            "reference": mode_metrics(reference, "reference", paper_quirks=paper_quirks),
+            "reference": mode_metrics(reference, "reference"),
             "strict": mode_metrics(strict, "strict"),
         },
         disagreement=disagreement(reference, strict, max_examples=max_examples),
@@ -208,18 +201,14 @@ def build_report(
     )
 
 
-def score_file(path: str | Path, *, paper_quirks: bool = False, max_examples: int = 20) -> ScoreReport:
+def score_file(path: str | Path, *, max_examples: int = 20) -> ScoreReport:
     """`build_report` of a predictions file."""
-    return build_report(
-        read_predictions(path), paper_quirks=paper_quirks, max_examples=max_examples, file=str(path)
-    )
+    return build_report(read_predictions(path), max_examples=max_examples, file=str(path))
 
 
-def score_command_result(
-    path: str | Path, mode: str = "strict", *, paper_quirks: bool = False
-) -> dict[str, Any]:
+def score_command_result(path: str | Path, mode: str = "strict") -> dict[str, Any]:
     """What `m1 score PREDICTIONS.jsonl [--mode] --json` prints: the report of both modes, with
     `mode` named as the primary one (the one a table shows)."""
     if mode not in MODES:
         raise ValueError(f"unknown scoring mode {mode!r}; valid modes: {', '.join(MODES)}")
-    return {"primary_mode": mode, **score_file(path, paper_quirks=paper_quirks).to_dict()}
+    return {"primary_mode": mode, **score_file(path).to_dict()}
