@@ -139,3 +139,22 @@ def finished(stage_dir) -> int:
         if path.exists():
             count += Counter(path.read_text())["\n"]
     return count
+
+
+@pytest.mark.parametrize("existing", ["keep", "replace"])
+def test_a_row_that_already_has_a_teacher_section_keeps_it_unless_told(tmp_path, existing):
+    rows = synthetic_rows(3)
+    chain = {"reasoning": "The demo chain.", "content": "Final answer: B", "model": "huatuo-demo"}
+    rows[1] = rows[1] | {"teacher": chain}
+    with FaultServer(schedule=lambda body: ["ok"]) as server:
+        config = distill_config(server).model_copy(update={"existing": existing})
+        manifest = run_stage(Distill(config, tmp_path), rows, tmp_path / "distill", upstream="u")
+    kept = {row["uid"]: row for row in kept_rows(tmp_path / "distill")}
+    assert manifest["rows_out"] == 3
+    if existing == "keep":
+        assert kept[rows[1]["uid"]]["teacher"] == chain and len(server.bodies) == 2
+        assert manifest["extra"]["kept_existing"] == 1 and manifest["extra"]["replaced_existing"] == 0
+    else:
+        assert kept[rows[1]["uid"]]["teacher"]["model"] == "teacher-x" and len(server.bodies) == 3
+        assert kept[rows[1]["uid"]]["previous_teacher"] == chain
+        assert manifest["extra"]["kept_existing"] == 0 and manifest["extra"]["replaced_existing"] == 1

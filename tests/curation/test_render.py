@@ -73,3 +73,20 @@ def test_text_for_another_models_chat_template(default_model_dir: Path) -> None:
     record = Render(RenderConfig(tokenizer=str(default_model_dir))).process(row)
     expected = load_tokenizer(str(default_model_dir)).apply_chat_template(record["messages"], tokenize=False)
     assert record["text"] == expected and "<|im_start|>think\nAldosterone" in record["text"]
+
+
+@pytest.mark.parametrize("content, answer_line", [
+    ("The answer is \\boxed{A}.", "Answer: The answer is \\boxed{A}."),
+    ("Answer: A", "Answer: A"),
+    ("Final Answer: A. Hypokalemia", "Final Answer: A. Hypokalemia"),
+    ("final answer: \\boxed{A}", "final answer: \\boxed{A}"),
+    ("**Final Answer:** A", "**Final Answer:** A"),
+    ("**Answer**: A", "**Answer**: A"),
+    ("## Final Answer: A", "## Final Answer: A"),
+    ("答案 is not a label: A", "Answer: 答案 is not a label: A"),
+    ("Answering this needs care: A", "Answer: Answering this needs care: A"),
+])
+def test_the_answer_label_is_never_doubled(content: str, answer_line: str) -> None:
+    from m1.curation.sft_format import assistant_turn
+
+    assert assistant_turn("Reasoning.", content).splitlines()[-1] == answer_line

@@ -18,6 +18,10 @@ The teacher can be any `ClientConfig`: the demo distills from the default model 
 (SmolLM2 stops thinking at once unless a minimum and extensions keep it going.) With the local
 kind, each batch of rows is one engine call.
 
+A row that already carries a teacher section (the HuatuoGPT-o1 demo chains arrive with theirs)
+keeps it by default and costs no request (`existing: keep`); `existing: replace` asks the teacher
+anyway and keeps the earlier section under `row["previous_teacher"]`. The report counts both.
+
 Dropped, each with its reason: replies cut short by the token limit (the reference kept those,
 with no final answer), replies without reasoning or without a final answer, and requests that
 still failed after the client's retries. Replies are cached by the client, so a re-run, a resumed
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +53,8 @@ class DistillConfig(BaseModel):
 
     teacher: ClientConfig = Field(default_factory=_deepseek_r1)
     prompt_template: PromptTemplate = "{prompt}"
+    existing: Literal["keep", "replace"] = Field(
+        "keep", description="rows that already have a teacher section: keep it, or ask the teacher anyway")
     workers: int = Field(8, gt=0, description="requests in flight at once (threads, for an API)")
     batch_size: int = Field(64, gt=0, description="rows written to disk together")
 
@@ -57,6 +63,7 @@ class Distill(RowStage):
     """Adds the teacher's reasoning and final answer to each row."""
 
     name = "distill"
+    version = "2"  # existing teacher sections are kept by default
 
     def __init__(self, config: DistillConfig, run_dir: Path):
         self.config = config
@@ -64,19 +71,24 @@ class Distill(RowStage):
         self.workers, self.batch_size = config.workers, config.batch_size
 
     def params(self) -> dict[str, Any]:
-        return {"teacher": self.config.teacher.identity(), "prompt_template": self.config.prompt_template}
+        return {"teacher": self.config.teacher.identity(), "prompt_template": self.config.prompt_template,
+                "existing": self.config.existing}
 
     def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
-        return {"teacher": self.client.stats()}
+        asked = self.config.teacher.model
+        return {"teacher": self.client.stats(),
+                "kept_existing": sum(row["teacher"].get("model") != asked for row in kept),
+                "replaced_existing": sum("previous_teacher" in row for row in kept)}
 
     def process(self, row: Row) -> Outcome:
         return self.process_batch([row])[0]
 
     def process_batch(self, rows: Sequence[Row]) -> list[Outcome]:
         # One call for the batch: `workers` requests in flight for an API, one engine batch locally.
-        conversations = [user_turn(self.config.prompt_template, row["prompt"]) for row in rows]
-        replies = self.client.chat_many(conversations, workers=self.workers)
-        return [self._decide(row, reply) for row, reply in zip(rows, replies)]
+        ask = [row for row in rows if self.config.existing == "replace" or not isinstance(row.get("teacher"), dict)]
+        conversations = [user_turn(self.config.prompt_template, row["prompt"]) for row in ask]
+        replies = dict(zip((row["uid"] for row in ask), self.client.chat_many(conversations, workers=self.workers)))
+        return [self._decide(row, replies[row["uid"]]) if row["uid"] in replies else row for row in rows]
 
     @staticmethod
     def _decide(row: Row, reply: ChatReply | RequestFailed) -> Outcome:
@@ -89,4 +101,5 @@ class Distill(RowStage):
             return Drop("teacher reply has no reasoning", f"content starts {reply.content[:80]!r}")
         if not reply.content.strip():
             return Drop("teacher reply has no final answer", tokens)
-        return {**row, "teacher": reply.record()}
+        previous = {"previous_teacher": row["teacher"]} if isinstance(row.get("teacher"), dict) else {}
+        return {**row, **previous, "teacher": reply.record()}

@@ -8,13 +8,16 @@ The assistant turn is the thinking marker, the reasoning, the answer marker and 
 
     <|im_start|>think\\n{reasoning}\\n<|im_start|>answer\\nAnswer: {answer}
 
-"Answer: " is added only when the answer does not already start with it. The user turn is the same
+"Answer: " is added only when the answer does not already open with an answer label of its own
+("Answer:", "Final Answer:", "**Final answer:**", "## Answer:"...), so a teacher reply that starts
+"Final Answer: C" never becomes "Answer: Final Answer: C". The user turn is the same
 prompt the engine sends at inference (question, lettered options, boxed-answer instruction), so a
 model trained on these records sees at test time exactly what it saw in training.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +27,9 @@ from m1.engine.prompt import BOXED_SUFFIX, user_message
 M1_MARKERS = BudgetPolicy.from_preset("m1")
 QWEN_DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 ANSWER_PREFIX = "Answer: "
+# An answer label at the very start, in the forms teachers write it: optional markdown heading or
+# bold, optional "final", "answer", then a colon (ASCII or full-width), bold closing either side.
+_ANSWER_LABEL = re.compile(r"^(?:#{1,6}\s*)?[*_]{0,2}\s*(?:final\s+)?answer\s*[*_]{0,2}\s*[:：]", re.I)
 
 
 def sft_prompt(question: str, options: Mapping[str, str] | None, suffix: str | None = BOXED_SUFFIX) -> str:
@@ -33,7 +39,7 @@ def sft_prompt(question: str, options: Mapping[str, str] | None, suffix: str | N
 
 def assistant_turn(reasoning: str, answer: str) -> str:
     answer = answer.strip()
-    if not answer.startswith(ANSWER_PREFIX.strip()):
+    if not _ANSWER_LABEL.match(answer):
         answer = ANSWER_PREFIX + answer
     return f"{M1_MARKERS.think_start}{reasoning.strip()}\n{M1_MARKERS.answer_after_stop}\n{answer}"
 
