@@ -15,11 +15,27 @@ QUESTION = ["ask", "Which vitamin deficiency causes scurvy?", "-o", "A=Vitamin A
 
 @pytest.mark.slow
 def test_ask_streams_and_accounts(default_model_dir) -> None:
+    """The README's first command: the default model answers, and inserted text is marked as such."""
     result = runner.invoke(app, QUESTION + ["--budget", "32", "--wait", "2", "--answer-tokens", "16"])
     assert result.exit_code == 0, result.output
+    assert "preset think-tags (the model's default" in result.output
     assert "── think ──" in result.output and "── answer ──" in result.output
-    assert "Wait" in result.output
+    assert result.output.count("«inserted:  Wait»") == 2
     assert "extensions 2/2" in result.output and "/32 tokens" in result.output
+    answer = result.output.split("── answer ──", 1)[1].split("\nthinking ", 1)[0]
+    generated = answer.replace("«inserted: </think>⏎⏎»", "").strip()
+    assert answer.strip().startswith("«inserted: </think>") and generated  # the model wrote an answer
+    assert "chosen option: " in result.output and "reference grader: " in result.output
+
+
+@pytest.mark.slow
+def test_ask_m1_preset_shows_its_answer_marker_as_inserted(default_model_dir) -> None:
+    result = runner.invoke(app, QUESTION + ["--preset", "m1", "--budget", "8", "--answer-tokens", "8"])
+    assert result.exit_code == 0, result.output
+    assert "preset m1 (as asked)" in result.output
+    assert "«inserted: " in result.output.split("── answer ──", 1)[1]
+    assert "<|im_start|>answer" not in result.output.replace("«inserted: ⏎<|im_start|>answer⏎Final Answer:»", "") \
+        .replace("«inserted: <|im_start|>answer»", "")
 
 
 @pytest.mark.slow
@@ -29,7 +45,7 @@ def test_ask_json_record(default_model_dir) -> None:
     record = json.loads(result.stdout)
     assert record["thinking_tokens"] <= 8
     assert record["thinking_end"] in {"budget_reached", "extensions_spent", "natural_stop"}
-    assert record["prompt"].endswith("<|im_start|>think\n")
+    assert record["preset"] == "think-tags" and record["prompt"].endswith("<think>\n")
 
 
 @pytest.mark.parametrize(("args", "words"), [(["--budget", "0"], "max_thinking_tokens"),

@@ -195,36 +195,50 @@ def ask(
     budget: Annotated[int, typer.Option(help="Maximum thinking tokens (B).")] = 1024,
     wait: Annotated[int, typer.Option(help='How many times to append "Wait" when thinking stops (K).')] = 0,
     min_thinking: Annotated[Optional[int], typer.Option(help="Keep extending until this many thinking tokens.")] = None,
-    preset: Annotated[str, typer.Option(help="m1, think-tags or no-think.")] = "m1",
+    preset: Annotated[Optional[str], typer.Option(help="m1, think-tags or no-think (default: the model's own).")] = None,
     answer_tokens: Annotated[int, typer.Option(help="Maximum answer tokens.")] = 1024,
     base_url: Annotated[Optional[str], typer.Option(help="Server URL for --backend openai.")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Ask one question; stream the thinking and the answer and show the token accounting."""
+    """Ask one question; stream the thinking and the answer and show the token accounting.
+
+    Text that m1 inserts (a "Wait", the answer prefix) is shown marked as «inserted: …», apart
+    from what the model generated.
+    """
     from m1.engine import BudgetPolicy, load_backend, render_prompt
+    from m1.engine.default_model import default_preset
 
     options = dict(_parse_option(text) for text in option or [])
+    chosen = preset or default_preset(model)
     try:
-        policy = BudgetPolicy.from_preset(preset, max_thinking_tokens=budget, num_extensions=wait,
+        policy = BudgetPolicy.from_preset(chosen, max_thinking_tokens=budget, num_extensions=wait,
                                           min_thinking_tokens=min_thinking, max_answer_tokens=answer_tokens)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    if not json_output:
+        origin = "as asked" if preset else "the model's default; --preset to change"
+        console.print(f"{model} · preset {chosen} ({origin}) · budget {budget}, Wait ×{wait}", markup=False,
+                      style="cyan")
     engine = load_backend(backend, model, **({"base_url": base_url} if base_url else {}))
     prompt = render_prompt(engine.tokenizer, question, options or None, policy)
     phase_style = {"think": "dim", "answer": "bold"}
     shown: list[str] = []
 
-    def on_text(_index: int, phase: str, text: str) -> None:
+    def on_text(_index: int, phase: str, text: str, inserted: bool) -> None:
         if json_output:
             return
         if not shown or shown[-1] != phase:
             console.print(f"\n[{phase_style[phase]}]── {phase} ──[/]")
             shown.append(phase)
-        console.print(text, end="", style=phase_style[phase], markup=False, highlight=False)
+        if inserted:
+            # Never shown as the model's words: a chip on its line, newlines made visible.
+            text = "«inserted: " + text.replace("\n", "⏎") + "»"
+        console.print(text, end="", style="italic magenta" if inserted else phase_style[phase], markup=False,
+                      highlight=False)
 
     record = engine.generate([prompt], policy, on_text=on_text)[0]
     if json_output:
-        print_json(record.to_dict() | {"thinking_ids": None, "answer_ids": None, "trace": None})
+        print_json(record.to_dict() | {"preset": chosen, "thinking_ids": None, "answer_ids": None, "trace": None})
         return
     console.print()
     if record.error:
@@ -232,6 +246,19 @@ def ask(
     console.print(f"[cyan]thinking {record.thinking_tokens}/{budget} tokens, answer {record.answer_tokens} tokens, "
                   f"inserted {record.inserted_tokens}, extensions {record.extensions_used}/{wait}; "
                   f"thinking ended: {record.thinking_end}[/]")
+    if options:
+        console.print(_chosen_option(record.reply, options), markup=False, style="cyan")
+
+
+def _chosen_option(reply: str, options: dict[str, str]) -> str:
+    """What the scorers read in the reply: the strict letter (or none) and the reference guess."""
+    from m1.scoring import extract_answer
+
+    strict, reference = (extract_answer(reply, options, mode) for mode in ("strict", "reference"))
+    guess = f"reference grader: {reference.letter} ({reference.rule})"
+    if strict.letter is None:
+        return f"chosen option: none stated (strict: {strict.rule}); {guess}"
+    return f"chosen option: {strict.letter}. {options[strict.letter]} (strict: {strict.rule}); {guess}"
 
 
 def _parse_option(text: str) -> tuple[str, str]:

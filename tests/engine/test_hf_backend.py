@@ -173,3 +173,27 @@ def test_each_prompt_can_bring_its_own_policy(tiny_backend) -> None:
             assert record.thinking_tokens == budget
     with pytest.raises(ValueError, match="one policy or one per prompt"):
         tiny_backend.generate(prompts, policies[:2])
+
+
+def assert_stream_marks_inserted_text(records, policy: BudgetPolicy, pieces) -> None:
+    """The live text reassembles each record exactly, and every piece m1 inserted is flagged as such:
+    the "Wait"s during thinking, the answer prefix before the answer; the rest is generated."""
+    for index, record in enumerate(records):
+        mine = [(phase, text, inserted) for i, phase, text, inserted in pieces if i == index]
+        assert "".join(t for phase, t, _ in mine if phase == "think") == record.thinking
+        assert "".join(t for phase, t, _ in mine if phase == "answer") == record.reply
+        think_inserted = [t for phase, t, inserted in mine if phase == "think" and inserted]
+        assert [t.strip() for t in think_inserted] == [policy.extension_str] * record.extensions_used
+        answer_inserted = "".join(t for phase, t, inserted in mine if phase == "answer" and inserted)
+        assert record.reply == answer_inserted + record.answer and record.reply.startswith(answer_inserted)
+
+
+@pytest.mark.slow
+def test_live_text_flags_what_m1_inserted(smol_backend):
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=40, num_extensions=3, min_thinking_tokens=20,
+                                      max_answer_tokens=8)
+    pieces = []
+    records = smol_backend.generate(prompts_for(smol_backend, policy)[:3], policy,
+                                    on_text=lambda *piece: pieces.append(piece))
+    assert any(record.extensions_used for record in records)
+    assert_stream_marks_inserted_text(records, policy, pieces)

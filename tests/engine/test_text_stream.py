@@ -20,7 +20,7 @@ def tokenizer(default_model_dir):
 ])
 def test_stream_holds_back_possible_stops(tokenizer, generated: str, kept: str) -> None:
     shown: list[str] = []
-    stream = TextStream(tokenizer, lambda phase, text: shown.append(text))
+    stream = TextStream(tokenizer, lambda phase, text, inserted: shown.append(text))
     for token in tokenizer.encode(generated, add_special_tokens=False):
         stream.push("thinking", token, ("</think>",))
         assert "</think>" not in "".join(shown)

@@ -12,7 +12,7 @@ import pytest
 from m1.engine.policy import BudgetPolicy
 from m1.engine.prompt import render_prompt
 
-from .test_hf_backend import QUESTIONS, check_accounting
+from .test_hf_backend import QUESTIONS, assert_stream_marks_inserted_text, check_accounting
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +50,17 @@ def test_vllm_matches_transformers(vllm_backend, reference, name: str) -> None:
         assert all(r.thinking_end == "budget_reached" and r.thinking_tokens == 8 for r in records)
     if name == "wait2":
         assert all(r.extensions_used == 2 for r in records)
+
+
+def test_vllm_and_openai_live_text_flag_what_m1_inserted(vllm_backend, vllm_server, default_model_dir) -> None:
+    from m1.engine.backends.openai import OpenAIBackend
+
+    policy = POLICIES["minimum"]
+    client = OpenAIBackend("smollm2-135m", base_url=vllm_server, tokenizer=str(default_model_dir), max_context=4096)
+    for backend in (vllm_backend, client):
+        pieces = []
+        records = backend.generate(prompts(backend.tokenizer, policy), policy, on_text=lambda *p: pieces.append(p))
+        assert_stream_marks_inserted_text(records, policy, pieces)
 
 
 @pytest.mark.parametrize("name", list(POLICIES))

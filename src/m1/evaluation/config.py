@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from m1.engine.default_model import DEFAULT_MODEL_ALIAS, default_preset
 from m1.engine.policy import BudgetPolicy, PresetName
 from m1.engine.prompt import BOXED_SUFFIX
 
@@ -67,7 +68,7 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL_ALIAS
     backend: Literal["transformers", "vllm", "openai"] = "transformers"
     backend_options: dict[str, Any] = Field(default_factory=dict)
     data: str | None = Field(None, description="an m1 evaluation file; default: the real suite, else the bundled sample")
@@ -75,11 +76,17 @@ class EvalConfig(BaseModel):
     per_source: int | None = Field(None, gt=0)
     limit: int | None = Field(None, gt=0)
     seed: int = 42
-    preset: PresetName = "m1"
+    preset: PresetName = Field(None, description="default: the model's own (m1, think-tags for smollm2-135m)",
+                               validate_default=True)
     policy: dict[str, Any] = Field(default_factory=dict, description="BudgetPolicy fields besides the grid's")
     grid: GridConfig = Field(default_factory=GridConfig)
     out_dir: str = "runs"
     name: str | None = None
+
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _model_default_preset(cls, preset: str | None, info: ValidationInfo) -> str:
+        return preset if preset is not None else default_preset(info.data.get("model", DEFAULT_MODEL_ALIAS))
 
     @model_validator(mode="after")
     def _policy_is_valid(self) -> EvalConfig:

@@ -556,12 +556,13 @@ def accuracy_vs_budget_figure(runs: Sequence[RunResult], panels: Sequence[str], 
             trend = fit_log2_trend(x, y)
             if trend is not None:
                 grid = np.geomspace(x.min(), x.max(), 60)
-                centre, low, high = trend.predict(grid)
+                # A straight line in log2(budget) leaves [0, 100] % near a ceiling or a floor:
+                # line and band are cut at the axis's limits, never drawn where no accuracy can be.
+                centre, low, high = (np.clip(values, 0, 100) for values in trend.predict(grid))
                 style = VARIANT_LINESTYLES[series.variant % len(VARIANT_LINESTYLES)]
                 axis.plot(grid, centre, style, color=colour, linewidth=1.5)
                 if not np.isnan(low).all():
-                    axis.fill_between(grid, np.clip(low, 0, 100), np.clip(high, 0, 100), color=colour,
-                                      alpha=0.15, linewidth=0)
+                    axis.fill_between(grid, low, high, color=colour, alpha=0.15, linewidth=0)
         for series in flat:
             score = series.points[0].score(panel)
             if score is not None:

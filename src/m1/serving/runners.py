@@ -174,7 +174,7 @@ class BatchingRunner:
         self.largest_batch = max(self.largest_batch, len(batch))
         finished: set[int] = set()
 
-        def on_text(index: int, phase: str, text: str) -> None:
+        def on_text(index: int, phase: str, text: str, _inserted: bool) -> None:
             job = batch[index]
             if job.stream and not job.cancelled.is_set():
                 job.emit(("text", phase, text))
@@ -302,7 +302,7 @@ class AsyncVLLMRunner:
 
         params = self._sampling(policy, stops, limit)
         params.output_kind = RequestOutputKind.DELTA if job.stream else RequestOutputKind.FINAL_ONLY
-        stream = TextStream(self.engine_tokenizer, lambda p, t: job.emit(("text", p, t))) if job.stream else None
+        stream = TextStream(self.engine_tokenizer, lambda p, t, _inserted: job.emit(("text", p, t))) if job.stream else None
         # Tokens that may turn out to be (the start of) a stop are shown only once the round ends.
         hold = 1 + max((len(self._encode(s)) for s in stops), default=0)
         ids: list[int] = []

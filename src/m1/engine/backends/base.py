@@ -19,6 +19,11 @@ from typing import Any, Protocol
 from m1.engine.controller import GenerationRecord, SampleController, Step
 from m1.engine.policy import BudgetPolicy
 
+# A live-text callback: (sample index, phase "think" | "answer", new text, inserted). `inserted` is
+# True for text m1 put there (a "Wait", an answer prefix), False for text the model generated, so
+# a display can tell them apart.
+OnText = Callable[[int, str, str, bool], None]
+
 
 class Backend(Protocol):
     name: str
@@ -29,7 +34,7 @@ class Backend(Protocol):
         prompts: Sequence[str],
         policy: BudgetPolicy | Sequence[BudgetPolicy],
         *,
-        on_text: Callable[[int, str, str], None] | None = None,
+        on_text: OnText | None = None,
         on_done: Callable[[int, GenerationRecord], None] | None = None,
     ) -> list[GenerationRecord]: ...
 
@@ -143,7 +148,7 @@ class TextStream:
     whether it is one, so a viewer never sees half of a stop that the record then leaves out.
     """
 
-    def __init__(self, tokenizer: Any, emit: Callable[[str, str], None]):
+    def __init__(self, tokenizer: Any, emit: Callable[[str, str, bool], None]):
         self.tokenizer, self.emit = tokenizer, emit
         self.ids: list[int] = []
         self.sent = ""
@@ -151,7 +156,7 @@ class TextStream:
 
     def insert(self, phase: str, text: str) -> None:
         if text:
-            self.emit(phase, text)
+            self.emit(phase, text, True)
 
     def push(self, phase: str, token: int, stops: Sequence[str] = ()) -> None:
         self.phase = phase
@@ -168,7 +173,7 @@ class TextStream:
 
     def _send(self, text: str) -> None:
         if text.startswith(self.sent) and len(text) > len(self.sent):
-            self.emit(self.phase, text[len(self.sent):])
+            self.emit(self.phase, text[len(self.sent):], False)
             self.sent = text
 
 

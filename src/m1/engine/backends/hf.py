@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m1.engine.backends.base import (
+    OnText,
     StopMatcher,
     TextStream,
     answer_reserve,
@@ -37,7 +38,6 @@ from m1.engine.controller import GenerationRecord, RoundOutput, SampleController
 from m1.engine.default_model import resolve_model
 from m1.engine.policy import BudgetPolicy
 
-OnText = Callable[[int, str, str], None]  # (sample index, phase, new text)
 
 
 @dataclass
@@ -145,7 +145,7 @@ class TransformersBackend:
             sample = _Sample(index, SampleController(policy), answer_reserve(self.tokenizer, policy),
                              _generator(policy))
             if on_text is not None:
-                sample.stream = TextStream(self.tokenizer, lambda phase, text, i=index: on_text(i, phase, text))
+                sample.stream = TextStream(self.tokenizer, lambda phase, text, inserted, i=index: on_text(i, phase, text, inserted))
             fail_if_prompt_too_long(sample.controller, len(ids), sample.answer_reserve, self.max_context)
             samples.append(sample)
             sample.queue.extend(ids)  # the prompt is fed as the first "insert"

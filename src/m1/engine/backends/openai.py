@@ -23,6 +23,7 @@ from threading import Lock
 from typing import Any
 
 from m1.engine.backends.base import (
+    OnText,
     StopMatcher,
     answer_reserve,
     fail_if_prompt_too_long,
@@ -75,7 +76,7 @@ class OpenAIBackend:
         prompts: Sequence[str],
         policy: BudgetPolicy | Sequence[BudgetPolicy],
         *,
-        on_text: Callable[[int, str, str], None] | None = None,
+        on_text: OnText | None = None,
         on_done: Callable[[int, GenerationRecord], None] | None = None,
     ) -> list[GenerationRecord]:
         policies = per_prompt_policies(prompts, policy)
@@ -92,7 +93,7 @@ class OpenAIBackend:
             return list(pool.map(run, range(len(prompts))))
 
     def _run_sample(self, index: int, prompt: str, policy: BudgetPolicy,
-                    on_text: Callable[[int, str, str], None] | None, lock: Lock) -> GenerationRecord:
+                    on_text: OnText | None, lock: Lock) -> GenerationRecord:
         controller = SampleController(policy)
         context_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
         context_text = prompt
@@ -121,9 +122,11 @@ class OpenAIBackend:
             context_text += output.text
             if self.keep_trace and output.token_ids is not None:
                 controller.add_trace("generated", list(output.token_ids))
-            if on_text is not None and (step.insert or output.text):
+            if on_text is not None:
                 with lock:
-                    on_text(index, step.phase, step.insert + output.text)
+                    for text, inserted in ((step.insert, True), (output.text, False)):
+                        if text:
+                            on_text(index, step.phase, text, inserted)
             controller.record_round(output, inserted_tokens=len(insert_ids))
         return controller.record(prompt)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from m1.engine.backends.base import (
+    OnText,
     StopMatcher,
     answer_reserve,
     fail_if_prompt_too_long,
@@ -95,7 +96,7 @@ class VLLMBackend:
         prompts: Sequence[str],
         policy: BudgetPolicy | Sequence[BudgetPolicy],
         *,
-        on_text: Callable[[int, str, str], None] | None = None,
+        on_text: OnText | None = None,
         on_done: Callable[[int, GenerationRecord], None] | None = None,
     ) -> list[GenerationRecord]:
         from vllm.inputs import TokensPrompt
@@ -127,7 +128,7 @@ class VLLMBackend:
                 if self.keep_trace and insert_ids:
                     controller.add_trace("inserted", insert_ids)
                 if on_text is not None and step.insert:
-                    on_text(index, step.phase, step.insert)
+                    on_text(index, step.phase, step.insert, True)
                 limit = round_limit(step, len(contexts[index]), reserves[index], self.max_context)
                 if limit == 0:
                     controller.record_round(RoundOutput("", 0, False, ()), inserted_tokens=len(insert_ids))
@@ -151,7 +152,7 @@ class VLLMBackend:
                 if self.keep_trace:
                     controllers[index].add_trace("generated", kept)
                 if on_text is not None and text:
-                    on_text(index, step.phase, text)
+                    on_text(index, step.phase, text, False)
                 controllers[index].record_round(RoundOutput(text, len(kept), stopped, tuple(kept)),
                                                 inserted_tokens=inserted)
                 finish_if_done(index)
