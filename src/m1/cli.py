@@ -276,8 +276,12 @@ def evaluate(
     limit: Annotated[Optional[int], typer.Option(help="At most this many items (after per-source sampling).")] = None,
     per_source: Annotated[Optional[int], typer.Option(help="A seeded sample of N items from each source.")] = None,
     sources: Annotated[Optional[str], typer.Option(help="Comma-separated source names to evaluate.")] = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Evaluate a model over the suite across thinking budgets; resumes an interrupted run."""
+    """Evaluate a model over the suite across thinking budgets; resumes an interrupted run.
+
+    With --json, progress goes to stderr and stdout holds only the run's summary.
+    """
     from m1.config import load_config
     from m1.evaluation.config import EvalConfig
     from m1.evaluation.runner import run_eval
@@ -290,9 +294,12 @@ def evaluate(
              "sources": json.dumps(sources.split(",")) if sources else None}
     overrides += [f"{key}={value}" for key, value in flags.items() if value is not None]
     eval_config = load_config(EvalConfig, config, overrides)
-    summary = run_eval(eval_config, console)
-    console.print(summary_table(summary))
+    summary = run_eval(eval_config, err_console if json_output else console)
     run_dir = Path(eval_config.out_dir) / summary["run"]
+    if json_output:
+        print_json(summary | {"run_dir": str(run_dir)})
+        return
+    console.print(summary_table(summary))
     console.print(f"results: {run_dir}  (next: m1 report {run_dir})", markup=False)
 
 
@@ -303,11 +310,16 @@ def report(
     out: Annotated[Optional[Path], typer.Option(help="Where to write the report (default: <first run>/report).")] = None,
     mode: Annotated[str, typer.Option(help="Extraction mode to plot: strict or reference.")] = "strict",
     paper: Annotated[bool, typer.Option(help="Overlay the paper's reported numbers.")] = True,
+    json_output: JsonOption = False,
 ) -> None:
     """Write an HTML report and a Markdown summary with scaling-curve figures."""
     from m1.evaluation.report import write_report
 
     paths = write_report(runs, out, paper_overlay=paper, mode=mode)
+    if json_output:
+        print_json({"html": str(paths.html), "markdown": str(paths.markdown),
+                    "figures": [str(path) for path in paths.figures]})
+        return
     console.print(f"report: {paths.html}\nsummary: {paths.markdown}\nfigures: {len(paths.figures)} files in {paths.html.parent}", markup=False)
 
 
@@ -329,12 +341,15 @@ def serve(ctx: typer.Context) -> None:
 def train(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="A YAML preset (configs/train/…); key=value overrides follow.")],
+    json_output: JsonOption = False,
 ) -> None:
     """Fine-tune a model on curated SFT records with TRL (assistant-only loss); resumes with resume_from_checkpoint=auto."""
     from m1.config import load_config
     from m1.training import TrainConfig, run_training
 
-    run_training(load_config(TrainConfig, config, list(ctx.args)), console)
+    summary = run_training(load_config(TrainConfig, config, list(ctx.args)), err_console if json_output else console)
+    if json_output:
+        print_json(summary)
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -356,14 +371,18 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def curate_run(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="A YAML preset (configs/curate/…); key=value overrides follow.")],
+    json_output: JsonOption = False,
 ) -> None:
     """Run or resume a curation pipeline, then print its funnel and where the outputs are."""
     from m1.config import load_config
     from m1.curation.config import CurationConfig
     from m1.curation.pipeline import run_pipeline, status
 
-    run_dir = run_pipeline(load_config(CurationConfig, config, list(ctx.args)), console)
+    run_dir = run_pipeline(load_config(CurationConfig, config, list(ctx.args)), err_console if json_output else console)
     report = status(run_dir)
+    if json_output:
+        print_json(report)
+        return
     console.print(funnel_table(report))
     outputs = report["outputs"]
     if outputs:

@@ -108,7 +108,7 @@ def test_kill_minus_nine_then_resume_gives_identical_metrics(tiny_model_dir: Pat
     assert resumed.returncode == 0, resumed.stderr
     assert "generations to do" in resumed.stdout
 
-    clean = subprocess.run(command + tiny_overrides(tiny_model_dir, tmp_path / "clean",
+    clean = subprocess.run(command + ["--json"] + tiny_overrides(tiny_model_dir, tmp_path / "clean",
                                                     **{"grid.max_thinking_tokens": "[24]",
                                                        "backend_options": "{batch_size: 1}"}),
                            capture_output=True, text=True, env=env, timeout=600)
@@ -116,5 +116,7 @@ def test_kill_minus_nine_then_resume_gives_identical_metrics(tiny_model_dir: Pat
     killed_metrics = json.loads((tmp_path / "killed" / "tiny" / "metrics.json").read_text())
     clean_metrics = json.loads((tmp_path / "clean" / "tiny" / "metrics.json").read_text())
     assert killed_metrics["points"] == clean_metrics["points"]
+    printed = json.loads(clean.stdout)  # --json: stdout holds the summary alone, progress went to stderr
+    assert printed["points"] == clean_metrics["points"] and printed["run_dir"] == str(tmp_path / "clean" / "tiny")
     lines = predictions.read_text().splitlines()
     assert len(lines) == len({json.loads(line)["uid"] for line in lines}) == 18
