@@ -117,12 +117,6 @@ def _jsonl_records(path: Path, lines: list[str]) -> list[tuple[str, Record]]:
     return records
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
-    """(line number, parsed object) for each non-blank line; a malformed line yields a DataError."""
-    for where, record in _jsonl_records(path, _read_text(path).splitlines()):
-        yield int(where), record
-
-
 def _document_tables(document: Any) -> list[Table]:
     """Every table reading a parsed JSON document allows (none for a nested document)."""
     if isinstance(document, list):

@@ -101,7 +101,16 @@ def _text_id(value: Any) -> str | None:
 
 
 def lettered(value: Any) -> Any:
-    """Options as {letter: text}: a dict as it is, or a list of {letter, content} / {key, value}."""
+    """Options as {letter: text}: a dict, or a list of {letter, content} / {key, value}.
+
+    Trailing letters whose text is null are dropped: Parquet stores options as one struct for
+    the whole column, so a 4-option row in a file that also has 5-option rows has E = null.
+    """
+    if isinstance(value, dict):
+        letters = list(value)
+        while letters and value[letters[-1]] is None:
+            letters.pop()
+        return {letter: value[letter] for letter in letters}
     if not (isinstance(value, list) and value and all(isinstance(option, dict) for option in value)):
         return value
     pairs = [(option.get("letter", option.get("key")), option.get("content", option.get("value"))) for option in value]
