@@ -270,6 +270,13 @@ def test_gpqa_rule_spreads_the_correct_answer_and_depends_on_the_seed() -> None:
     assert any(gpqa_option_order(key, seed=7) != gpqa_option_order(key) for key in keys)
 
 
+def test_csv_cells_beyond_the_default_size_limit(tmp_path: Path) -> None:
+    rows = csv_rows("medbullets_op4.csv")
+    rows[0]["explanation"] = "long explanation. " * 10_000  # 180 kB, over csv's 128 KiB default
+    items = load_items(write_csv(tmp_path / "medbullets_op4.csv", rows)).items
+    assert len(items[0].metadata["explanation"]) > 131072
+
+
 def test_gpqa_error_names_the_line_a_multiline_record_starts_on(tmp_path: Path) -> None:
     rows = csv_rows("gpqa_main.csv")
     rows[1]["Incorrect Answer 2"] = "  "
@@ -324,6 +331,13 @@ def test_medxpertqa_shows_each_option_once() -> None:
             assert prompt.count(text) == 1, (item.metadata["id"], letter)
         assert item.uid == make_uid("medxpertqa_text_test", item.metadata["id"])
         assert item.answer_idx == row["label"]
+
+
+def test_medxpertqa_multimodal_rows_are_excluded(tmp_path: Path) -> None:
+    rows = jsonl_rows("medxpertqa_text_test.jsonl")
+    rows[0]["images"] = ["MM-7-a.jpeg"]
+    result = load_items(write_jsonl(tmp_path / "medxpertqa_mm_test.jsonl", rows))
+    assert (len(result.items), dict(result.excluded)) == (3, {"needs its image (the suite is text-only)": 1})
 
 
 def test_medxpertqa_evaluation_input_variant(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ from m1.data.rows import LoadResult, RawRow, RowFault, validate_rows
 from m1.data.tables import Content, Record, Table, read_content, read_json
 from m1.data.upstream import PUBMEDQA_INSTRUCTION, Converter
 
-# Re-exported: the names callers have always imported from here.
+# The public names; LoadResult, PUBMEDQA_INSTRUCTION and read_json are re-exported for existing callers.
 __all__ = ["FORMATS", "Format", "LoadResult", "PUBMEDQA_INSTRUCTION", "detect_format", "load_items",
            "load_pubmedqa_split", "read_json"]
 

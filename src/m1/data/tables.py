@@ -148,6 +148,8 @@ def _document_tables(document: Any) -> list[Table]:
 
 def _csv_records(path: Path) -> list[tuple[str, Record]]:
     records: list[tuple[str, Record]] = []
+    # Explanations and abstracts can outgrow the csv module's default 128 KiB cell limit.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)

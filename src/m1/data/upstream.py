@@ -17,7 +17,8 @@ common to every format (stripping, answer equals its option, ...) happen later, 
               (HanjieChen/ChallengeClinicalQA, as CSV or pandas JSON)
 - MedXpertQA  `question` ending in "Answer Choices: (A) … (B) …", `options`, `label`
               (TsinghuaC3I/MedXpertQA Text); the embedded choices are removed once they are checked
-              to list exactly `options` (else the row is an error), so options are not shown twice
+              to list exactly `options` (else the row is an error), so options are not shown twice;
+              rows with `images` (the MM subset) are excluded
 - HLE         `question` ending in an "Answer Choices:" block of `A. …` lines, `answer` (the
               letter), `answer_type`, `image` (cais/hle); only text-only multiple-choice rows are
               items, the others are excluded and counted by reason
@@ -281,7 +282,12 @@ def medbullets_row(where: str, row: dict[str, Any], source: str | None) -> RawRo
                   extras(row, {"question", "answer_idx", "answer", *MEDBULLETS_OPTIONS}))
 
 
+IMAGE_NEEDED = "needs its image (the suite is text-only)"
+
+
 def medxpertqa_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
+    if row.get("images"):  # MedXpertQA MM: the question is about the pictures
+        return RawRow(where, source, None, None, None, excluded=IMAGE_NEEDED)
     options = lettered(row.get("options"))
     question = row.get("question")
     if isinstance(question, str) and isinstance(options, dict) and all(isinstance(t, str) for t in options.values()):
@@ -299,7 +305,7 @@ def hle_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
     if kind != HLE_MULTIPLE_CHOICE:
         return RawRow(where, source, None, None, None, excluded=f"not multiple choice (answer_type {kind!r})")
     if not _blank(row.get("image")):
-        return RawRow(where, source, None, None, None, excluded="needs its image (the suite is text-only)")
+        return RawRow(where, source, None, None, None, excluded=IMAGE_NEEDED)
     question = row.get("question")
     split = split_answer_choices(question) if isinstance(question, str) else None
     if split is None:
