@@ -77,3 +77,68 @@ def test_inspect_skip_invalid_writes_report(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["skipped_rows"] == 1
     skipped = [json.loads(line) for line in report.read_text().splitlines()]
     assert [(p["row"], p["field"]) for p in skipped] == [("2", "answer_idx")]
+
+
+# ----------------------------------------------------------------------------- upstream files
+
+
+def test_convert_upstream_file_writes_m1_eval(fixtures: Path, tmp_path: Path) -> None:
+    from m1.data.loaders import load_items
+
+    out = tmp_path / "converted" / "medbullets.json"
+    result = runner.invoke(app, ["data", "convert", str(fixtures / "upstream/medbullets_op4.csv"), "--to", "m1-eval",
+                                 "--out", str(out), "--source", "MedBullets_op4", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["format"], summary["to"], summary["sources"]) == ("medbullets", "m1-eval", {"MedBullets_op4": 3})
+    written = json.loads(out.read_text())
+    source = load_items(fixtures / "upstream/medbullets_op4.csv", source="MedBullets_op4").items
+    assert written == {"MedBullets_op4": [item.to_eval_record() for item in source]}
+    assert load_items(out).format == "m1-eval"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["medbullets.json"]  # written atomically, no leftovers
+
+
+def test_convert_counts_rows_the_format_leaves_out(fixtures: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "convert", str(fixtures / "upstream/hle_test.jsonl"),
+                                 "--out", str(tmp_path / "hle.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["sources"] == {"hle_test": 3}
+    assert summary["excluded"] == {"not multiple choice (answer_type 'exactMatch')": 1,
+                                   "needs its image (the suite is text-only)": 1}
+
+
+def test_convert_refuses_unknown_target_and_unknown_file(tmp_path: Path) -> None:
+    from m1.data.loaders import FORMATS
+
+    notes = tmp_path / "notes.json"
+    notes.write_text('[{"prompt": "q", "completion": "a"}]')
+    wrong_target = runner.invoke(app, ["data", "convert", str(notes), "--to", "parquet", "--out", str(tmp_path / "x")])
+    assert wrong_target.exit_code == 2 and "cannot write 'parquet'" in wrong_target.output and "m1-eval" in wrong_target.output
+    unknown = runner.invoke(app, ["data", "convert", str(notes), "--out", str(tmp_path / "x.json")])
+    assert unknown.exit_code == 2 and "cannot tell the file's format" in unknown.output
+    assert all(name in unknown.output for name in FORMATS) and "Traceback" not in unknown.output
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_build_eval_accepts_upstream_files(fixtures: Path, tmp_path: Path) -> None:
+    inputs = {
+        "MedMCQA_validation": "medmcqa_dev.json", "MedQA_USLME_test": "medqa_test.jsonl", "PubMedQA_test": "ori_pqal.json",
+        "MMLU-Pro_Medical_test": "mmlu_pro_test.jsonl", "GPQA_Medical_test": "gpqa_main.csv",
+        "HumanityLastExam": "hle_test.jsonl", "MedBullets_op4": "medbullets_op4.csv",
+        "MedBullets_op5": "medbullets_op5.json", "MedXpertQA": "medxpertqa_text_test.jsonl",
+    }
+    args = [arg for name, file in inputs.items() for arg in ("--input", f"{name}={fixtures / 'upstream' / file}")]
+    out = tmp_path / "suite.json"
+    result = runner.invoke(app, ["data", "build-eval", "--out", str(out), *args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["total"] == 4 + 3 + 3 + 3 + 3 + 2 + 3 + 3 + 3
+    assert summary["formats"]["MedMCQA_validation"] == "medmcqa-release"
+    assert summary["formats"]["MedXpertQA"] == "medxpertqa"
+    assert list(json.loads(out.read_text())) == list(inputs)
+
+
+def test_build_eval_input_must_be_source_equals_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"), "--input", "medbullets.csv"])
+    assert result.exit_code == 2 and "SOURCE=FILE" in result.output

@@ -1,6 +1,7 @@
 """The `m1` command: wiring only. Each command parses its options, calls the library, prints.
 
     m1 data build-eval            # assemble the evaluation suite from ../shared/data/eval
+    m1 data convert FILE --to m1-eval   # an upstream benchmark file (or any format) → m1 eval JSON
     m1 data inspect FILE          # counts per source, option counts, duplicates
     m1 data validate FILE         # exit 1 naming every bad row and field
     m1 score PREDICTIONS.jsonl    # re-score replies in both modes
@@ -61,7 +62,13 @@ def write_problems(path: Path, problems: list[Any]) -> None:
     atomic_write_text(path, "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in problems))
 
 
-FormatOption = Annotated[Optional[str], typer.Option("--format", help="File format (detected when omitted).")]
+def _format_names() -> str:
+    from m1.data.loaders import FORMATS
+
+    return ", ".join(FORMATS)
+
+
+FormatOption = Annotated[Optional[str], typer.Option("--format", help=f"File format, one of: {_format_names()} (detected when omitted).")]
 SourceOption = Annotated[Optional[str], typer.Option("--source", help="Source name for rows that have none.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -71,32 +78,75 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def data_build_eval(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the evaluation sources.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the m1 evaluation file.")] = Path("build/m1_eval_data.json"),
+    input_specs: Annotated[Optional[list[str]], typer.Option("--input", help="SOURCE=FILE: read that source from FILE, its bundle file or its official release; repeat for each.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Assemble the m1 evaluation suite from its sources and write it with a manifest."""
     from m1.data.suite import PUBLISHED_SUITE_MD5, build_eval_suite, manifest_path, shared_data_dir
 
+    inputs = {}
+    for spec in input_specs or []:
+        name, _, file = spec.partition("=")
+        if not name or not file:
+            raise typer.BadParameter(f"{spec!r} is not SOURCE=FILE", param_hint="--input")
+        inputs[name] = Path(file)
     if data_dir is None:
         shared = shared_data_dir()
-        if shared is None:
+        if shared is None and not inputs:
             raise DataError.at("../shared/data/eval", "", "", "the evaluation sources were not found",
-                               "pass --data-dir or set M1_SHARED_DATA to the data folder")
-        data_dir = shared / "eval"
-    manifest = build_eval_suite(data_dir, out)
+                               "pass --data-dir, set M1_SHARED_DATA to the data folder, or give --input SOURCE=FILE")
+        data_dir = shared / "eval" if shared is not None else None
+    manifest = build_eval_suite(data_dir, out, inputs)
     if json_output:
         print_json({k: v for k, v in manifest.items() if k != "sources"}
-                   | {"sources": {name: s["count"] for name, s in manifest["sources"].items()}})
+                   | {"sources": {name: s["count"] for name, s in manifest["sources"].items()},
+                      "formats": {name: s["format"] for name, s in manifest["sources"].items()}})
         return
     table = Table(title=escape(f"m1 evaluation suite → {out}"))
     table.add_column("source")
     table.add_column("items", justify="right")
     table.add_column("from")
+    table.add_column("format")
     for name, entry in manifest["sources"].items():
-        table.add_row(name, str(entry["count"]), entry["input"])
-    table.add_row("[bold]total", f"[bold]{manifest['total']}", "")
+        table.add_row(name, str(entry["count"]), escape(entry["input"]), entry["format"])
+    table.add_row("[bold]total", f"[bold]{manifest['total']}", "", "")
     console.print(table)
     same = "matches the published partial suite" if manifest["md5"] == PUBLISHED_SUITE_MD5 else "differs from the published partial suite"
     console.print(f"md5 {manifest['md5']} ({same}); manifest: {manifest_path(out)}", markup=False)
+
+
+@data_app.command("convert")
+@user_errors
+def data_convert(
+    file: Path,
+    to: Annotated[str, typer.Option("--to", help="Output format: m1-eval (SPEC §2: each source's list of items).")] = "m1-eval",
+    out: Annotated[Optional[Path], typer.Option(help="Where to write (default <file stem>.<to>.json here).")] = None,
+    format: FormatOption = None,
+    source: SourceOption = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Skip bad rows (listed in --report) instead of stopping.")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="Where skipped rows and reasons go (default <file>.skipped.jsonl).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Convert a data file, such as a benchmark's official release, to the m1 evaluation format."""
+    from m1.data.suite import convert_file
+    from m1.io import md5_file
+
+    out = out or Path(f"{file.stem}.{to}.json")
+    result = convert_file(file, out, to=to, format=format, source=source, skip_invalid=skip_invalid)
+    if result.problems:
+        report = report or Path(f"{file.stem}.skipped.jsonl")
+        write_problems(report, result.problems)
+        err_console.print(f"{len(result.problems)} rows skipped; each with its reason in {report}", markup=False)
+    summary = {"file": str(file), "format": result.format, "out": str(out), "to": to, "md5": md5_file(out),
+               "sources": {name: len(items) for name, items in result.by_source().items()},
+               "excluded": dict(result.excluded), "skipped_rows": len(result.problems)}
+    if json_output:
+        print_json(summary)
+        return
+    counts = ", ".join(f"{name} {count}" for name, count in summary["sources"].items())
+    console.print(f"{file} ({result.format}) → {out} ({to}): {counts}", markup=False, highlight=False)
+    for reason, count in result.excluded.items():
+        console.print(f"left out by the format: {count} rows, {reason}", markup=False)
 
 
 @data_app.command("inspect")
@@ -119,7 +169,7 @@ def data_inspect(
         write_problems(report, result.problems)
         err_console.print(f"{len(result.problems)} rows skipped; each with its reason in {report}", markup=False)
     summary = describe_items(result.items) | {"file": str(file), "format": result.format,
-                                              "skipped_rows": len(result.problems)}
+                                              "skipped_rows": len(result.problems), "excluded": dict(result.excluded)}
     if json_output:
         print_json(summary)
         return
@@ -134,6 +184,8 @@ def data_inspect(
     console.print(table)
     console.print(f"questions found in more than one source: {summary['questions_in_several_sources']}; "
                   f"empty option texts: {summary['empty_option_texts']}; skipped rows: {len(result.problems)}")
+    for reason, count in result.excluded.items():
+        console.print(f"left out by the format: {count} rows, {reason}", markup=False)
 
 
 @data_app.command("validate")
@@ -153,12 +205,15 @@ def data_validate(
         write_problems(report, result.problems)
     if json_output:
         print_json({"file": str(file), "format": result.format, "valid_items": len(result.items),
-                    "invalid_rows": len(result.problems), "problems": [p.to_dict() for p in result.problems]})
+                    "invalid_rows": len(result.problems), "excluded": dict(result.excluded),
+                    "problems": [p.to_dict() for p in result.problems]})
     else:
         for problem in result.problems:
             err_console.print(f"[red]invalid:[/] {escape(problem.describe())}", highlight=False)
         status = "[green]valid[/]" if not result.problems else f"[red]{len(result.problems)} invalid rows[/]"
         console.print(f"{escape(str(file))}: {len(result.items)} valid items, {status}", highlight=False)
+        for reason, count in result.excluded.items():
+            console.print(f"left out by the format: {count} rows, {reason}", markup=False)
     if result.problems:
         raise typer.Exit(1)
 

@@ -52,6 +52,8 @@ def test_bad_hub_row_is_named() -> None:
     rows = [{"id": "x", "question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 7}]
     with pytest.raises(DataError) as caught:
         convert_rows("medmcqa", rows, where="hf://openlifescienceai/medmcqa")
-    assert (caught.value.problem.row, caught.value.problem.field) == ("0", "answer_idx")
+    # The field is the dataset's own column, which is what the person has to fix.
+    assert (caught.value.problem.row, caught.value.problem.field) == ("0", "cop")
+    assert "not one of 0–3" in caught.value.problem.problem
     with pytest.raises(DataError, match="unknown pool"):
         convert_rows("medqa2", rows, where="x")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
-from m1.data.suite import PUBLISHED_SUITE_MD5, SUITE, build_eval_suite, describe_items, load_suite, manifest_path
+import pytest
+
+from m1.data.errors import DataError
+from m1.data.suite import (PUBLISHED_SUITE_MD5, SUITE, build_eval_suite, describe_items, load_suite, manifest_path,
+                           read_suite_sources)
 from m1.data.loaders import load_items
 from m1.io import md5_file
 
@@ -38,3 +43,119 @@ def test_describe_counts_known_quirks(shared_data: Path) -> None:
     assert summary["option_counts"]["MMLU-Pro_Medical_test"][10] == 1215
     assert min(summary["option_counts"]["HumanityLastExam"]) == 5
     assert max(summary["option_counts"]["HumanityLastExam"]) == 22
+
+
+# ----------------------------------------------------------------------------- built from upstream files
+
+UPSTREAM = Path(__file__).parents[1] / "fixtures" / "upstream"
+UPSTREAM_INPUTS = {
+    "MedMCQA_validation": "medmcqa_validation.jsonl",
+    "MedQA_USLME_test": "medqa_4_options_test.jsonl",
+    "PubMedQA_test": "ori_pqal.json",
+    "MMLU-Pro_Medical_test": "mmlu_pro_test.jsonl",
+    "GPQA_Medical_test": "gpqa_main.csv",
+    "HumanityLastExam": "hle_test.jsonl",
+    "MedBullets_op4": "medbullets_op4.csv",
+    "MedBullets_op5": "medbullets_op5.json",
+    "MedXpertQA": "medxpertqa_text_test.jsonl",
+}
+
+
+def test_build_from_every_upstream_release(tmp_path: Path) -> None:
+    out = tmp_path / "suite.json"
+    manifest = build_eval_suite(None, out, {name: UPSTREAM / file for name, file in UPSTREAM_INPUTS.items()})
+    sources = manifest["sources"]
+    assert {name: entry["count"] for name, entry in sources.items()} == {
+        "MedMCQA_validation": 4, "MedQA_USLME_test": 3, "PubMedQA_test": 3,
+        "MMLU-Pro_Medical_test": 3,  # the law question is outside the medical categories
+        "GPQA_Medical_test": 3,  # the physics question is outside High-level domain Biology
+        "HumanityLastExam": 2,  # of 5: one Math question outside the subset, two excluded by the format
+        "MedBullets_op4": 3, "MedBullets_op5": 3,
+        "MedXpertQA": 3,  # Text-7 is not among the published ids
+    }
+    assert [sources[name]["format"] for name in UPSTREAM_INPUTS] == [
+        "medmcqa", "eval-jsonl", "pubmedqa", "mmlu-pro", "gpqa", "hle", "medbullets", "medbullets", "medxpertqa"]
+    assert sources["HumanityLastExam"]["outside_subset"] == 1
+    assert sum(sources["HumanityLastExam"]["excluded"].values()) == 2
+    assert sources["MedXpertQA"]["subset"].startswith("ids Text-1001 to Text-2449")
+    built = load_suite(out)
+    assert list(built) == [s.name for s in SUITE]
+    medxpertqa = built["MedXpertQA"]
+    assert all("Answer Choices" not in item.question for item in medxpertqa)
+    assert {item.answer for item in built["GPQA_Medical_test"]} >= {"G1 to S"}
+
+
+def test_build_refuses_another_benchmarks_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        read_suite_sources(None, ["MedBullets_op4"], {"MedBullets_op4": UPSTREAM / "medmcqa_validation.jsonl"})
+    message = str(caught.value)
+    assert "medmcqa_validation.jsonl" in message and "this is a medmcqa file" in message and "medbullets" in message
+    with pytest.raises(DataError, match="no source of the suite is named 'MedBulets'"):
+        build_eval_suite(None, tmp_path / "suite.json", {"MedBulets": UPSTREAM / "medbullets_op4.csv"})
+    with pytest.raises(DataError, match="no input for MedQA_USLME_test, PubMedQA_test"):
+        build_eval_suite(None, tmp_path / "suite.json", {"MedMCQA_validation": UPSTREAM / "medmcqa_validation.jsonl"})
+
+
+def _bundle_in_upstream_schemas(shared_data: Path, folder: Path) -> dict[str, Path]:
+    """The bundle's sources rewritten as their official releases write them (plus rows the
+    published subset leaves out), to check the conversion at the scale of the real suite."""
+    published = json.loads((shared_data / "eval/m1_eval_data.partial.json").read_text())
+    bundle = shared_data / "eval/reasoningeval"
+    files: dict[str, Path] = {}
+
+    for op in ("op4", "op5"):
+        rows = [json.loads(line) for line in (bundle / f"medbullets_{op}.jsonl").read_text().splitlines()]
+        path = folder / f"medbullets_{op}.csv"
+        columns = ["link", "question", *[f"op{k.lower()}" for k in rows[0]["options"]], "answer_idx", "answer", "explanation"]
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({"link": "", "explanation": "", "question": row["question"], "answer_idx": row["answer_idx"],
+                                 "answer": row["answer"], **{f"op{k.lower()}": v for k, v in row["options"].items()}})
+        files[f"MedBullets_{op}"] = path
+
+    rows = [json.loads(line) for line in (bundle / "MedXpertQA_test.jsonl").read_text().splitlines()]
+    outside = [row | {"id": f"Text-{n}"} for n, row in zip(range(5), rows)]  # ids the published set does not hold
+    files["MedXpertQA"] = folder / "medxpertqa_test.jsonl"
+    files["MedXpertQA"].write_text("".join(json.dumps(row | {"question": row["question"] + "\nAnswer Choices: " + " ".join(
+        f"({k}) {v}" for k, v in row["options"].items())}) + "\n" for row in outside + rows))
+
+    mmlu = [{"question_id": i, "question": item["question"], "options": list(item["options"].values()) + ["N/A"] * (10 - len(item["options"])),
+             "answer": item["answer_idx"], "answer_index": "ABCDEFGHIJ".index(item["answer_idx"]), "category": "health"}
+            for i, item in enumerate(published["MMLU-Pro_Medical_test"])]
+    mmlu.insert(3, {"question_id": -1, "question": "Which court hears appeals?", "options": ["A court", "N/A"],
+                    "answer": "A", "answer_index": 0, "category": "law"})
+    files["MMLU-Pro_Medical_test"] = folder / "mmlu_pro.jsonl"
+    files["MMLU-Pro_Medical_test"].write_text("".join(json.dumps(row) + "\n" for row in mmlu))
+
+    medmcqa = [{"id": None, "question": item["question"], **{f"op{k.lower()}": v for k, v in item["options"].items()},
+                "cop": "ABCD".index(item["answer_idx"]), "subject_name": "x"} for item in published["MedMCQA_validation"]]
+    files["MedMCQA_validation"] = folder / "medmcqa_validation.jsonl"
+    files["MedMCQA_validation"].write_text("".join(json.dumps(row) + "\n" for row in medmcqa))
+
+    files["MedQA_USLME_test"] = folder / "medqa_test.jsonl"
+    files["MedQA_USLME_test"].write_text("".join(json.dumps(item | {"meta_info": "step1"}) + "\n"
+                                                 for item in published["MedQA_USLME_test"]))
+    files["PubMedQA_test"] = shared_data / "pools/pubmedqa/ori_pqal.json"  # the official PQA-L file itself
+    return files
+
+
+def test_upstream_schemas_of_the_real_bundle_rebuild_the_published_sections(shared_data: Path, tmp_path: Path) -> None:
+    inputs = _bundle_in_upstream_schemas(shared_data, tmp_path)
+    out = tmp_path / "suite.json"
+    manifest = build_eval_suite(shared_data / "eval", out, inputs)
+    built = json.loads(out.read_text())
+    published = json.loads((shared_data / "eval/m1_eval_data.partial.json").read_text())
+    for name in inputs:
+        if name == "PubMedQA_test":  # the same 1000 items; the bundle's order is HuatuoGPT-o1's own
+            assert sorted(map(json.dumps, built[name])) == sorted(map(json.dumps, published[name]))
+        else:
+            assert built[name] == published[name], name
+    assert manifest["sources"]["MedXpertQA"]["outside_subset"] == 5
+    assert manifest["sources"]["MMLU-Pro_Medical_test"]["outside_subset"] == 1
+    assert manifest["sources"]["MedBullets_op5"]["format"] == "medbullets"
+    # The uids of the MedBullets and MedXpertQA items are the bundle's too.
+    bundle = build_eval_suite(shared_data / "eval", tmp_path / "bundle.json")
+    for name in ("MedBullets_op4", "MedBullets_op5", "MedXpertQA"):
+        assert manifest["sources"][name]["uids"] == bundle["sources"][name]["uids"], name

@@ -3,58 +3,23 @@
     items = load_hub_pool("medmcqa")                      # openlifescienceai/medmcqa, train split
     items = load_hub_pool("medqa", data_files="x.jsonl")  # same schema from local files (offline)
 
-Each pool is a declaration (`HubPool`): its Hub id and config, and a row converter from that
-dataset's schema to the fields of an item. The converters are plain functions, so the same code
-serves rows from the Hub and rows from local files written in the Hub's schema (which is how the
-tests run here, where the Hub cannot be reached).
+Each pool is a declaration (`HubPool`): its Hub id and config, and the loader format of that
+dataset's rows, whose converter lives once in the format registry (`m1.data.loaders.FORMATS`). So
+the same code serves rows from the Hub, local files written in the Hub's schema (which is how the
+tests run here, where the Hub cannot be reached) and the same files given to `m1 data`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from m1.data.errors import DataError
-from m1.data.items import OPTION_LETTERS, MCQItem
-from m1.data.loaders import PUBMEDQA_OPTIONS, RawRow, validate_rows, pubmedqa_question
-
-
-def _medqa_row(index: int, row: dict[str, Any]) -> RawRow:
-    metadata = {k: v for k, v in row.items() if k not in {"question", "options", "answer_idx", "answer"}}
-    return RawRow(str(index), "MedQA", row.get("question"), row.get("options"), row.get("answer_idx"),
-                  row.get("answer"), None, metadata)
-
-
-def _medmcqa_row(index: int, row: dict[str, Any]) -> RawRow:
-    options = {letter: row.get(f"op{letter.lower()}") for letter in "ABCD"}
-    cop = row.get("cop")
-    answer_idx = OPTION_LETTERS[cop] if isinstance(cop, int) and 0 <= cop < 4 else cop
-    metadata = {k: row.get(k) for k in ("subject_name", "topic_name", "choice_type", "exp") if k in row}
-    return RawRow(str(index), "MedMCQA", row.get("question"), options, answer_idx, None,
-                  row.get("id"), metadata)
-
-
-def _pubmedqa_row(index: int, row: dict[str, Any]) -> RawRow:
-    context = row.get("context") or {}
-    contexts = context.get("contexts") if isinstance(context, dict) else None
-    letter = {text: key for key, text in PUBMEDQA_OPTIONS.items()}
-    pmid = str(row.get("pubid", ""))
-    question = pubmedqa_question(contexts, row["question"]) if contexts and row.get("question") else None
-    metadata = {"pmid": pmid, "long_answer": row.get("long_answer", "")}
-    decision = row.get("final_decision")
-    return RawRow(str(index), "PubMedQA", question, dict(PUBMEDQA_OPTIONS), letter.get(decision, decision),
-                  None, pmid or None, metadata)
-
-
-def _headqa_row(index: int, row: dict[str, Any]) -> RawRow:
-    data = row.get("data") or {}
-    options = data.get("Options")
-    if isinstance(options, list):  # some exports keep the exam's list of {aid, atext}
-        options = {OPTION_LETTERS[i]: (o.get("atext") if isinstance(o, dict) else o) for i, o in enumerate(options)}
-    return RawRow(str(index), "HeadQA", data.get("Question"), options, data.get("Correct Option"),
-                  data.get("Correct Answer"), row.get("id"), {"subject_name": row.get("subject_name")})
+from m1.data.items import MCQItem
+from m1.data.loaders import FORMATS
+from m1.data.rows import LoadResult, validate_rows
 
 
 @dataclass(frozen=True)
@@ -63,26 +28,29 @@ class HubPool:
     hub_id: str
     config: str | None
     split: str
-    convert: Callable[[int, dict[str, Any]], RawRow]
+    format: str  # the loader format of the dataset's rows (its converter lives in the registry)
+    source: str
 
 
 HUB_POOLS: dict[str, HubPool] = {
     pool.name: pool
     for pool in (
-        HubPool("medqa", "GBaker/MedQA-USMLE-4-options", None, "train", _medqa_row),
-        HubPool("medmcqa", "openlifescienceai/medmcqa", None, "train", _medmcqa_row),
-        HubPool("pubmedqa", "qiaojin/PubMedQA", "pqa_labeled", "train", _pubmedqa_row),
-        HubPool("headqa", "openlifescienceai/headqa", None, "train", _headqa_row),
+        HubPool("medqa", "GBaker/MedQA-USMLE-4-options", None, "train", "eval-jsonl", "MedQA"),
+        HubPool("medmcqa", "openlifescienceai/medmcqa", None, "train", "medmcqa", "MedMCQA"),
+        HubPool("pubmedqa", "qiaojin/PubMedQA", "pqa_labeled", "train", "pubmedqa-hub", "PubMedQA"),
+        HubPool("headqa", "openlifescienceai/headqa", None, "train", "headqa-hub", "HeadQA"),
     )
 }
 
 
-def convert_rows(pool: str, rows: Iterable[dict[str, Any]], *, where: str, skip_invalid: bool = False):
+def convert_rows(pool: str, rows: Iterable[dict[str, Any]], *, where: str, skip_invalid: bool = False) -> LoadResult:
     """Validate rows in a pool's Hub schema into a `LoadResult` (errors name `where` and the row)."""
     if pool not in HUB_POOLS:
         raise DataError.at(where, "", "", f"unknown pool {pool!r}", f"use one of: {', '.join(HUB_POOLS)}")
-    convert = HUB_POOLS[pool].convert
-    return validate_rows(Path(where), f"hub:{pool}", (convert(i, row) for i, row in enumerate(rows)), skip_invalid)
+    declared = HUB_POOLS[pool]
+    records = ((str(index), row) for index, row in enumerate(rows))
+    raw_rows = FORMATS[declared.format].rows_from(Path(where), records, declared.source)
+    return validate_rows(Path(where), f"hub:{pool}", raw_rows, skip_invalid)
 
 
 def load_hub_pool(

@@ -1,234 +1,107 @@
-"""Loaders: every medical multiple-choice file format m1 meets, turned into `MCQItem`s.
+"""Loaders: every medical multiple-choice file format m1 meets, detected and turned into `MCQItem`s.
 
     result = load_items("../shared/data/eval/m1_eval_data.partial.json")       # format detected
-    result = load_items("HLE_biomed.jsonl", source="HumanityLastExam")
+    result = load_items("medbullets_op4.csv", source="MedBullets_op4")         # upstream release
     result = load_items("broken.jsonl", skip_invalid=True)   # bad rows land in result.problems
 
-Formats (name → what it reads):
-- `m1-eval`       m1 / HuatuoGPT-o1 evaluation JSON, `{source: [{question, options, answer, answer_idx}]}`
-- `eval-jsonl`    one item per line in the evaluation style; handles MedBullets, MedXpertQA (answer
-                  letter in `label`), HLE (`answer` written "C. text\\n") and MedQA 5-option
-                  (`meta_info`); extra fields are kept as metadata
-- `headqa`        HEAD-QA exam JSON (`exams.*.data[]` with `qid`, `qtext`, `answers`, `ra`)
-- `pubmedqa`      PubMedQA PQA-L keyed by PMID; yes/no/maybe become options A/B/C and the question is
-                  written as the evaluation suite writes it (abstract, instruction, question)
-- `huatuo-demo`   the HuatuoGPT-o1 demo file; its reasoning chain and response go to metadata
-- `items`         our own schema as JSONL, CSV (options as a JSON object) or Parquet
+`FORMATS` is the one list of formats: detection, loading, `--format` and the messages that list the
+choices all read it. A format is a name, a line saying what it reads, a test of whether a file
+holds it and a converter from one record to a row (`m1.data.rows` checks every row the same way).
+Formats read from the evaluation bundle and our own files:
 
-Every string is stripped. A row that breaks a rule (malformed JSON, a missing field, an answer
-letter that is not an option, answer text that differs from its option, empty options, a repeated
-option letter) raises `DataError` naming the file, the row and the field, or with `skip_invalid`
-is recorded in `problems` and skipped.
+- `m1-eval`          m1 / HuatuoGPT-o1 evaluation JSON, `{source: [{question, options, answer, answer_idx}]}`
+- `eval-jsonl`       one item per record in the evaluation style: the official MedQA JSONL (jind11/MedQA,
+                     4- and 5-option, `meta_info`), and the bundle's MedBullets, MedXpertQA (answer letter
+                     in `label`) and HLE (`answer` written "C. text\\n") files; extra fields become metadata
+- `headqa`           HEAD-QA exam JSON (`exams.*.data[]` with `qid`, `qtext`, `answers`, `ra`)
+- `huatuo-demo`      the HuatuoGPT-o1 demo file; its reasoning chain and response go to metadata
+- `items`            our own schema (with `source`, or options as JSON text) as JSONL, CSV or Parquet
+
+and from the official releases (`m1.data.upstream` says how each is converted): `pubmedqa`
+(PQA-L), `pubmedqa-hub`, `headqa-hub`, `medmcqa` (cop 0–3, the Hub), `medmcqa-release` (cop 1–4),
+`mmlu-pro`, `gpqa`, `medbullets`, `medxpertqa` and `hle`.
+
+Any row format may come as JSONL, a JSON list, pandas column-oriented (or split / keyed) JSON, CSV
+(byte-order mark and quoted newlines allowed) or Parquet (`m1.data.tables`). Detection asks every
+specific format whether the file holds its rows; the generic `eval-jsonl` and `items` are asked
+only when none does. A file that fits no format, or several, is a `DataError` naming the file and
+the formats. Rows without a source take `--source`, else the format's own name for them
+(PubMedQA, HeadQA, HuatuoDemo), else the file's stem.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m1.data.errors import DataError, RowProblem
-from m1.data.items import OPTION_LETTERS, MCQItem, content_key
+from m1.data import upstream
+from m1.data.errors import DataError
+from m1.data.items import OPTION_LETTERS, MCQItem
+from m1.data.rows import LoadResult, RawRow, RowFault, validate_rows
+from m1.data.tables import Content, Record, Table, read_content, read_json
+from m1.data.upstream import PUBMEDQA_INSTRUCTION, Converter
 
-PUBMEDQA_INSTRUCTION = (
-    "Using the above document as a reference, please review the following question and choose "
-    "the option you find most appropriate."
-)
-PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
-FIELD_FIX = "fix the row or rerun with --skip-invalid to skip it"
-
-
-@dataclass
-class LoadResult:
-    """Items read from one file, and the rows that were skipped with their reasons."""
-
-    path: Path
-    format: str
-    items: list[MCQItem] = field(default_factory=list)
-    problems: list[RowProblem] = field(default_factory=list)
-
-    def by_source(self) -> dict[str, list[MCQItem]]:
-        grouped: dict[str, list[MCQItem]] = {}
-        for item in self.items:
-            grouped.setdefault(item.source, []).append(item)
-        return grouped
+# The public names; LoadResult, PUBMEDQA_INSTRUCTION and read_json are re-exported for existing callers.
+__all__ = ["FORMATS", "Format", "LoadResult", "PUBMEDQA_INSTRUCTION", "detect_format", "load_items",
+           "load_pubmedqa_split", "read_json"]
 
 
-@dataclass
-class RawRow:
-    """A row after format-specific parsing, before validation; `where` locates it in the file."""
+@dataclass(frozen=True)
+class Format:
+    """One file format: what it reads, how to tell a file holds it, and how its records become rows.
 
-    where: str
-    source: str
-    question: Any
-    options: Any
-    answer_idx: Any
-    answer: Any = None
-    original_id: str | None = None
-    metadata: Any = field(default_factory=dict)
-    error: DataError | None = None  # a row-level fault found while parsing (bad JSON line)
+    A row format gives `fits` (does this table hold my rows?) and `convert` (one record → row); a
+    document format (nested JSON) gives `fits_document` and `read_document` instead.
+    """
 
+    name: str
+    summary: str
+    fits: Callable[[Table], bool] | None = None
+    convert: Converter | None = None
+    fits_document: Callable[[Any], bool] | None = None
+    read_document: Callable[[Path, Any, str | None], Iterator[RawRow]] | None = None
+    default_source: str | None = None  # the source of rows that have none (else the file's stem)
+    fallback: bool = False  # generic: claims a file only when no specific format does
 
-# --------------------------------------------------------------------------- reading raw files
+    def table_in(self, content: Content) -> Table | None:
+        return next((table for table in content.tables if self.fits and self.fits(table)), None)
 
+    def holds(self, content: Content) -> bool:
+        if self.fits_document is not None:
+            return content.document is not None and self.fits_document(content.document)
+        return self.table_in(content) is not None
 
-def _reject_duplicate_keys() -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen = Counter(key for key, _ in pairs)
-        repeated = [key for key, count in seen.items() if count > 1]
-        if repeated:
-            raise _DuplicateKey(repeated[0])
-        return dict(pairs)
+    def raw_rows(self, content: Content, source: str | None) -> Iterator[RawRow]:
+        if self.read_document is not None:
+            return self.read_document(content.path, content.document, source)
+        table = self.table_in(content) or next(iter(content.tables), None)
+        if table is None:
+            raise DataError.at(content.path, "", "", f"the file holds no records a {self.name} file could have",
+                               "check the file, or name its format with --format")
+        return self.rows_from(content.path, table.records, source)
 
-    return hook
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; malformed JSON or a repeated key becomes a DataError with the line."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys())
-    except json.JSONDecodeError as err:
-        raise DataError.at(path, err.lineno, "", f"malformed JSON: {err.msg} (column {err.colno})",
-                           "repair the JSON syntax at that line") from None
-    except _DuplicateKey as dup:
-        raise DataError.at(path, "", str(dup), f"key '{dup}' appears twice in one object",
-                           "each option letter and field may appear once") from None
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) for each non-blank line; a malformed line yields a DataError."""
-    hook = _reject_duplicate_keys()
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    def rows_from(self, path: Path, records: Iterable[tuple[str, Record]], source: str | None) -> Iterator[RawRow]:
+        """Rows from records; one that could not be read, or that the converter rejects, becomes a
+        row carrying the DataError at that row (so `skip_invalid` can skip it like any other)."""
+        if self.convert is None:
+            raise DataError.at(path, "", "", f"{self.name} is a whole-document format, not one of rows")
+        for where, record in records:
+            if isinstance(record, DataError):
+                yield RawRow(where, source, None, None, None, error=record)
                 continue
             try:
-                parsed: Any = json.loads(line, object_pairs_hook=hook)
-            except json.JSONDecodeError as err:
-                parsed = DataError.at(path, number, "", f"malformed JSON: {err.msg} (column {err.colno})",
-                                      "each line must be one complete JSON object")
-            except _DuplicateKey as dup:
-                parsed = DataError.at(path, number, str(dup), f"key '{dup}' appears twice in one object",
-                                      "each option letter and field may appear once")
-            if not isinstance(parsed, (dict, DataError)):
-                parsed = DataError.at(path, number, "", "line is not a JSON object", FIELD_FIX)
-            yield number, parsed
+                yield self.convert(where, record, source)
+            except RowFault as fault:
+                yield RawRow(where, source, None, None, None,
+                             error=DataError.at(path, where, fault.field, fault.problem, fault.fix))
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- the bundle's and our own formats
 
 
-def _clean(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
-def validate_row(path: Path, raw: RawRow, occurrence: int = 0) -> MCQItem:
-    """Check a raw row field by field and build the item; the error names what would fix it."""
-
-    def fail(field_name: str, problem: str, fix: str = FIELD_FIX) -> DataError:
-        return DataError.at(path, raw.where, field_name, problem, fix)
-
-    if raw.error is not None:
-        raise raw.error
-    if not isinstance(raw.source, str) or not raw.source.strip():
-        raise fail("source", "missing source", "add a 'source' field or pass --source")
-    if isinstance(raw.metadata, str):
-        try:
-            raw.metadata = json.loads(raw.metadata) if raw.metadata.strip() else {}
-        except json.JSONDecodeError:
-            raise fail("metadata", "metadata is a string that is not JSON", "write metadata as a JSON object") from None
-    if not isinstance(raw.metadata, dict):
-        raise fail("metadata", "metadata must be a JSON object")
-
-    question = _clean(raw.question)
-    if not isinstance(question, str) or not question:
-        raise fail("question", "missing or empty question")
-    if isinstance(raw.options, str):
-        try:
-            raw.options = json.loads(raw.options)
-        except json.JSONDecodeError:
-            raise fail("options", "options is a string that is not a JSON object",
-                       'write options as {"A": "...", "B": "..."}') from None
-    if not isinstance(raw.options, dict) or not raw.options:
-        raise fail("options", "missing or empty options", 'give options as {"A": "...", "B": "..."}')
-    options: dict[str, str] = {}
-    for letter, text in raw.options.items():
-        letter = _clean(str(letter))
-        if len(letter) != 1 or letter not in OPTION_LETTERS:
-            raise fail(f"options.{letter}", f"option key {letter!r} is not a single capital letter A-Z")
-        if letter in options:
-            raise fail(f"options.{letter}", f"option letter {letter} appears twice")
-        text = _clean(text)
-        # An empty option text is allowed: real benchmark files have them (HLE), and the item is
-        # still answerable; `m1 data inspect` counts them.
-        if not isinstance(text, str):
-            raise fail(f"options.{letter}", f"option {letter} is not text")
-        options[letter] = text
-    answer_idx = _clean(raw.answer_idx)
-    if not isinstance(answer_idx, str) or not answer_idx:
-        raise fail("answer_idx", "missing answer letter")
-    if answer_idx not in options:
-        raise fail("answer_idx", f"answer letter {answer_idx!r} is not one of the options "
-                   f"{', '.join(options)}")
-    answer = _clean(raw.answer)
-    if answer is None or answer == "":
-        answer = options[answer_idx]
-    elif not isinstance(answer, str):
-        raise fail("answer", f"answer must be text, got {type(answer).__name__}")
-    elif answer != options[answer_idx]:
-        raise fail("answer", f"answer text {answer!r} differs from option {answer_idx} "
-                   f"{options[answer_idx]!r}", "make the answer text equal its option's text")
-    return MCQItem.create(
-        source=raw.source,
-        question=question,
-        options=options,
-        answer_idx=answer_idx,
-        answer=answer,
-        original_id=raw.original_id,
-        occurrence=occurrence,
-        metadata=raw.metadata,
-    )
-
-
-def validate_rows(path: Path, fmt: str, rows: Iterable[RawRow], skip_invalid: bool) -> LoadResult:
-    """Validate parsed rows, number exact repeats, and either stop at or collect bad rows."""
-    result = LoadResult(path=path, format=fmt)
-    occurrences: Counter[tuple[str, str]] = Counter()
-    for raw in rows:
-        try:
-            item = validate_row(path, raw)
-        except DataError as err:
-            if not skip_invalid:
-                raise
-            result.problems.append(err.problem)
-            continue
-        key = (item.source, raw.original_id or content_key(item.question, item.options, item.answer_idx))
-        seen = occurrences[key]
-        occurrences[key] += 1
-        if seen:
-            item = MCQItem.create(
-                source=item.source, question=item.question, options=item.options,
-                answer_idx=item.answer_idx, answer=item.answer, original_id=raw.original_id,
-                occurrence=seen, metadata=item.metadata,
-            )
-        result.items.append(item)
-    return result
-
-
-# --------------------------------------------------------------------------- formats
-
-
-def _rows_m1_eval(path: Path, source: str | None) -> Iterator[RawRow]:
-    data = read_json(path)
+def _read_m1_eval(path: Path, data: Any, source: str | None) -> Iterator[RawRow]:
     if not isinstance(data, dict):
         raise DataError.at(path, "", "", "expected an object {source_name: [items]} at the top level")
     for name, items in data.items():
@@ -242,42 +115,12 @@ def _rows_m1_eval(path: Path, source: str | None) -> Iterator[RawRow]:
                          row.get("answer_idx"), row.get("answer"))
 
 
-EVAL_JSONL_CORE = {"question", "options", "answer", "answer_idx", "label"}
+def _is_m1_eval(data: Any) -> bool:
+    return (isinstance(data, dict) and bool(data) and all(isinstance(items, list) for items in data.values())
+            and all(isinstance(items[0], dict) for items in data.values() if items))
 
 
-def _rows_eval_jsonl(path: Path, source: str | None) -> Iterator[RawRow]:
-    name = source or path.stem
-    for number, row in iter_jsonl(path):
-        if isinstance(row, DataError):
-            yield RawRow(str(number), name, None, None, None, error=row)
-            continue
-        answer_idx = row.get("answer_idx", row.get("label"))
-        answer = row.get("answer")
-        metadata = {k: v for k, v in row.items() if k not in EVAL_JSONL_CORE}
-        if isinstance(answer, str) and isinstance(answer_idx, str) and answer.startswith(f"{answer_idx.strip()}. "):
-            answer = _letter_prefixed_answer(path, number, answer, answer_idx.strip(), row.get("options"))
-            metadata["answer_as_written"] = row["answer"]
-        original = row.get("id", row.get("idx"))
-        yield RawRow(str(number), name, row.get("question"), row.get("options"), answer_idx, answer,
-                     None if original is None else str(original), metadata)
-
-
-def _letter_prefixed_answer(path: Path, number: int, answer: str, letter: str, options: Any) -> str | None:
-    """HLE writes the answer as "C. text\n", sometimes with more lines than the option holds.
-
-    The option is the answer; the written form must begin with the option's text. Returns None
-    (so that the option text is used) or raises naming the mismatch.
-    """
-    written = answer[len(letter) + 2:].strip()
-    option = options.get(letter) if isinstance(options, dict) else None
-    if isinstance(option, str) and written.startswith(option.strip()):
-        return None
-    raise DataError.at(path, number, "answer", f"answer {answer.strip()!r} does not begin with the text "
-                       f"of option {letter}", "make the answer text equal its option's text")
-
-
-def _rows_headqa(path: Path, source: str | None) -> Iterator[RawRow]:
-    data = read_json(path)
+def _read_headqa(path: Path, data: Any, source: str | None) -> Iterator[RawRow]:
     exams = data.get("exams") if isinstance(data, dict) else None
     if not isinstance(exams, dict):
         raise DataError.at(path, "", "exams", "not a HEAD-QA file: no 'exams' object")
@@ -290,111 +133,148 @@ def _rows_headqa(path: Path, source: str | None) -> Iterator[RawRow]:
             right = str(row.get("ra", ""))
             metadata = {"exam": exam_name, "category": exam.get("category"), "year": exam.get("year"),
                         "qid": row.get("qid"), "ra": right, "image": row.get("image") or ""}
-            yield RawRow(where, source or "HeadQA", row.get("qtext"), options,
+            yield RawRow(where, source, row.get("qtext"), options,
                          by_aid.get(right, right), None, f"{exam_name}/{row.get('qid')}", metadata)
 
 
-def pubmedqa_question(contexts: list[str], question: str) -> str:
-    """The evaluation suite's PubMedQA text: abstract, instruction, question."""
-    return f"{' '.join(contexts)}\n\n{PUBMEDQA_INSTRUCTION}\n{question}".strip()
+EVAL_JSONL_CORE = {"question", "options", "answer", "answer_idx", "label"}
 
 
-def _rows_pubmedqa(path: Path, source: str | None) -> Iterator[RawRow]:
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise DataError.at(path, "", "", "expected PubMedQA PQA-L: an object keyed by PMID")
-    answer_letter = {text: letter for letter, text in PUBMEDQA_OPTIONS.items()}
-    for pmid, row in data.items():
-        contexts = row.get("CONTEXTS")
-        if not isinstance(contexts, list) or not isinstance(row.get("QUESTION"), str):
-            raise DataError.at(path, pmid, "CONTEXTS" if not isinstance(contexts, list) else "QUESTION",
-                               "missing or malformed field", FIELD_FIX)
-        decision = row.get("final_decision")
-        metadata = {"pmid": pmid, "meshes": row.get("MESHES", []), "year": row.get("YEAR"),
-                    "long_answer": row.get("LONG_ANSWER", "")}
-        yield RawRow(pmid, source or "PubMedQA", pubmedqa_question(contexts, row["QUESTION"]),
-                     dict(PUBMEDQA_OPTIONS), answer_letter.get(decision, decision), None, pmid, metadata)
+def _eval_jsonl_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
+    answer_idx = row.get("answer_idx", row.get("label"))
+    answer = row.get("answer")
+    metadata = {k: v for k, v in row.items() if k not in EVAL_JSONL_CORE}
+    if isinstance(answer, str) and isinstance(answer_idx, str) and answer.startswith(f"{answer_idx.strip()}. "):
+        answer = _letter_prefixed_answer(answer, answer_idx.strip(), row.get("options"))
+        metadata["answer_as_written"] = row["answer"]
+    original = row.get("id", row.get("idx"))
+    return RawRow(where, source, row.get("question"), upstream.lettered(row.get("options")), answer_idx, answer,
+                  None if original is None else str(original), metadata)
 
 
-def _rows_huatuo_demo(path: Path, source: str | None) -> Iterator[RawRow]:
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise DataError.at(path, "", "", "expected a list of demo records")
-    for index, row in enumerate(data):
-        metadata = {
-            "reasoning": row.get("Complex_CoT", ""),
-            "response": row.get("Response", ""),
-            "open_question": row.get("Open-ended Verifiable Question", ""),
-            "ground_truth": row.get("Ground-True Answer", ""),
-        }
-        yield RawRow(f"[{index}]", source or "HuatuoDemo", row.get("question"), row.get("options"),
-                     row.get("answer_idx"), row.get("answer"), None, metadata)
+def _letter_prefixed_answer(answer: str, letter: str, options: Any) -> str | None:
+    """HLE writes the answer as "C. text\n", sometimes with more lines than the option holds.
+
+    The option is the answer; the written form must begin with the option's text. Returns None
+    (so that the option text is used) or raises naming the mismatch.
+    """
+    written = answer[len(letter) + 2:].strip()
+    option = options.get(letter) if isinstance(options, dict) else None
+    if isinstance(option, str) and written.startswith(option.strip()):
+        return None
+    raise RowFault("answer", f"answer {answer.strip()!r} does not begin with the text of option {letter}",
+                   "make the answer text equal its option's text")
 
 
-def _own_schema_row(where: str, row: dict[str, Any] | DataError, source: str | None) -> RawRow:
-    if isinstance(row, DataError):
-        return RawRow(where, source or "", None, None, None, error=row)
+def _huatuo_demo_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
+    metadata = {
+        "reasoning": row.get("Complex_CoT", ""),
+        "response": row.get("Response", ""),
+        "open_question": row.get("Open-ended Verifiable Question", ""),
+        "ground_truth": row.get("Ground-True Answer", ""),
+    }
+    return RawRow(where, source, row.get("question"), row.get("options"), row.get("answer_idx"),
+                  row.get("answer"), None, metadata)
+
+
+def _own_schema_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
     original = row.get("id") or row.get("original_id")
     return RawRow(where, source or row.get("source") or "", row.get("question"), row.get("options"),
                   row.get("answer_idx"), row.get("answer"), None if original is None else str(original),
                   row.get("metadata") or {})
 
 
-def _rows_items(path: Path, source: str | None) -> Iterator[RawRow]:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for index, row in enumerate(pq.read_table(path).to_pylist()):
-            yield _own_schema_row(str(index), row, source)
-    elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            # Line 1 is the header, so data row i sits on line i + 1 (for single-line records).
-            for number, row in enumerate(csv.DictReader(handle), start=2):
-                yield _own_schema_row(str(number), row, source)
-    else:
-        for number, row in iter_jsonl(path):
-            yield _own_schema_row(str(number), row, source)
+# --------------------------------------------------------------------------- how a table shows its format
 
 
-FORMATS: dict[str, Callable[[Path, str | None], Iterator[RawRow]]] = {
-    "m1-eval": _rows_m1_eval,
-    "eval-jsonl": _rows_eval_jsonl,
-    "headqa": _rows_headqa,
-    "pubmedqa": _rows_pubmedqa,
-    "huatuo-demo": _rows_huatuo_demo,
-    "items": _rows_items,
+def _has(*fields: str) -> Callable[[Table], bool]:
+    return lambda table: set(fields) <= set(table.first())
+
+
+def _is_own_schema(table: Table) -> bool:
+    first = table.first()
+    return {"question", "options", "answer_idx"} <= set(first) and (
+        ("source" in first and "label" not in first) or isinstance(first["options"], str))
+
+
+def _is_eval_style(table: Table) -> bool:
+    keys = set(table.first())
+    return {"question", "options"} <= keys and bool({"answer_idx", "label"} & keys) and not _is_own_schema(table)
+
+
+def _medmcqa_counting_from(first: int) -> Callable[[Table], bool]:
+    """MedMCQA rows whose `cop` values could count from `first`: a 0 rules out the release's
+    1–4, a 4 rules out the Hub's 0–3; a file with only 1–3 fits both and must be named."""
+    impossible = 4 if first == 0 else 0
+    columns = _has("question", "opa", "opb", "opc", "opd", "cop")
+    return lambda table: columns(table) and all(upstream.as_int(row.get("cop")) != impossible for row in table.rows())
+
+
+def _embeds_choices(table: Table) -> bool:
+    return _has("question", "options", "label")(table) and any(
+        isinstance(row.get("question"), str) and upstream.split_answer_choices(row["question"]) is not None
+        for row in table.rows())
+
+
+FORMATS: dict[str, Format] = {
+    fmt.name: fmt
+    for fmt in (
+        Format("m1-eval", "m1 / HuatuoGPT-o1 evaluation JSON {source: [items]}",
+               fits_document=_is_m1_eval, read_document=_read_m1_eval),
+        Format("eval-jsonl", "one item per record: question, options, answer_idx or label (MedQA's official JSONL, "
+               "the bundle's MedBullets/MedXpertQA/HLE)", fits=_is_eval_style, convert=_eval_jsonl_row, fallback=True),
+        Format("headqa", "HEAD-QA exam JSON (exams.*.data[])",
+               fits_document=lambda data: isinstance(data, dict) and isinstance(data.get("exams"), dict),
+               read_document=_read_headqa, default_source="HeadQA"),
+        Format("huatuo-demo", "the HuatuoGPT-o1 demo file (Complex_CoT, Response)",
+               fits=_has("question", "Complex_CoT"), convert=_huatuo_demo_row, default_source="HuatuoDemo"),
+        Format("items", "m1's own rows: source, question, options, answer_idx (JSONL, CSV, Parquet)",
+               fits=_is_own_schema, convert=_own_schema_row, fallback=True),
+        Format("pubmedqa", "PubMedQA PQA-L keyed by PMID (QUESTION, CONTEXTS, final_decision)",
+               fits=lambda table: table.layout == "json-keyed" and _has("QUESTION", "CONTEXTS")(table),
+               convert=upstream.pqal_row, default_source="PubMedQA"),
+        Format("pubmedqa-hub", "PubMedQA pqa_labeled rows from the Hub (pubid, question, context.contexts)",
+               fits=_has("pubid", "question", "context", "final_decision"), convert=upstream.pubmedqa_hub_row,
+               default_source="PubMedQA"),
+        Format("headqa-hub", "HEAD-QA rows from the Hub (data.Question, data.Options, data['Correct Option'])",
+               fits=lambda table: isinstance(table.first().get("data"), dict) and "Question" in table.first()["data"],
+               convert=upstream.headqa_hub_row, default_source="HeadQA"),
+        Format("medmcqa", "MedMCQA with cop 0-3 (openlifescienceai/medmcqa on the Hub)",
+               fits=_medmcqa_counting_from(0), convert=upstream.medmcqa_converter(0)),
+        Format("medmcqa-release", "MedMCQA with cop 1-4 (the original medmcqa/medmcqa release)",
+               fits=_medmcqa_counting_from(1), convert=upstream.medmcqa_converter(1)),
+        Format("mmlu-pro", "MMLU-Pro (options list, answer, answer_index; 'N/A' padding dropped)",
+               fits=lambda table: _has("question", "options", "answer_index")(table)
+               and isinstance(table.first()["options"], list), convert=upstream.mmlu_pro_row),
+        Format("gpqa", "GPQA CSV (Question, Correct Answer, Incorrect Answer 1-3; options in a seeded order)",
+               fits=_has("Question", *upstream.GPQA_ANSWERS), convert=upstream.gpqa_row),
+        Format("medbullets", "MedBullets (question, opa..ope, answer_idx, answer, explanation)",
+               fits=lambda table: _has("question", "opa", "opb", "opc", "opd", "answer_idx")(table)
+               and "cop" not in table.first(), convert=upstream.medbullets_row),
+        Format("medxpertqa", "MedXpertQA Text (question with 'Answer Choices:', options, label)",
+               fits=_embeds_choices, convert=upstream.medxpertqa_row),
+        Format("hle", "Humanity's Last Exam (question, answer, answer_type, image; multiple choice only)",
+               fits=_has("question", "answer", "answer_type"), convert=upstream.hle_row),
+    )
 }
 
 
-def detect_format(path: Path) -> str:
-    """Guess the format from the extension and the first bytes / first row."""
-    suffix = path.suffix.lower()
-    if suffix in {".csv", ".parquet"}:
-        return "items"
-    if suffix == ".jsonl":
-        with path.open(encoding="utf-8") as handle:
-            first = next((line for line in handle if line.strip()), "")
-        try:
-            row = json.loads(first) if first else {}
-        except json.JSONDecodeError:
-            return "items"  # let the reader report the bad line
-        is_own = isinstance(row, dict) and "source" in row and "label" not in row
-        return "items" if is_own else "eval-jsonl"
-    if suffix == ".json":
-        data = read_json(path)
-        if isinstance(data, list):
-            return "huatuo-demo"
-        if isinstance(data, dict):
-            if "exams" in data:
-                return "headqa"
-            first = next(iter(data.values()), None)
-            if isinstance(first, dict) and "QUESTION" in first:
-                return "pubmedqa"
-            if isinstance(first, list):
-                return "m1-eval"
-    raise DataError.at(path, "", "", "cannot tell the file's format",
+def _detect(content: Content) -> str:
+    for generic in (False, True):
+        found = [fmt for fmt in FORMATS.values() if fmt.fallback == generic and fmt.holds(content)]
+        if len(found) > 1:
+            raise DataError.at(content.path, "", "", "the file fits several formats: "
+                               + "; ".join(f"{fmt.name} ({fmt.summary})" for fmt in found),
+                               f"name one with --format, one of: {', '.join(FORMATS)}")
+        if found:
+            return found[0].name
+    raise DataError.at(content.path, "", "", "cannot tell the file's format",
                        f"name it with --format, one of: {', '.join(FORMATS)}")
+
+
+def detect_format(path: str | Path) -> str:
+    """The name of the one format whose rows the file holds (see the module docstring)."""
+    return _detect(read_content(Path(path)))
 
 
 def load_items(
@@ -404,10 +284,18 @@ def load_items(
     path = Path(path)
     if not path.exists():
         raise DataError.at(path, "", "", "file not found", "check the path")
-    fmt = format or detect_format(path)
-    if fmt not in FORMATS:
-        raise DataError.at(path, "", "", f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
-    return validate_rows(path, fmt, FORMATS[fmt](path, source), skip_invalid)
+    if format is not None and format not in FORMATS:
+        raise DataError.at(path, "", "", f"unknown format {format!r}", f"use one of: {', '.join(FORMATS)}")
+    content = read_content(path)
+    fmt = FORMATS[format or _detect(content)]
+    default = fmt.default_source or path.stem
+    rows = (raw if raw.source is not None else _named(raw, default) for raw in fmt.raw_rows(content, source))
+    return validate_rows(path, fmt.name, rows, skip_invalid)
+
+
+def _named(raw: RawRow, source: str) -> RawRow:
+    raw.source = source
+    return raw
 
 
 def load_pubmedqa_split(path: str | Path, test_split: str | Path) -> tuple[list[MCQItem], list[MCQItem]]:

@@ -1,14 +1,20 @@
 """The m1 evaluation suite: which benchmarks it holds, where each comes from, how it is built.
 
     m1 data build-eval --data-dir ../shared/data/eval --out runs/m1_eval_data.json
+    m1 data build-eval --input MedXpertQA=Text/test.jsonl --input GPQA_Medical_test=gpqa_main.csv ...
+    m1 data convert medbullets_op4.csv --to m1-eval --out medbullets_op4.m1-eval.json
     suite = load_suite("runs/m1_eval_data.json")          # {source: [MCQItem]}
 
-A benchmark is a declaration (`SuiteSource`): its name in the m1 evaluation file, the file it is
-read from and that file's format. Building the suite reads every declared source through the
-loaders (which strip strings, fix HLE's "C. text" answers and check that each answer equals its
-option), writes the m1 evaluation JSON exactly as the paper's file is laid out, and writes a
-manifest beside it with per-source counts, uids and md5 digests of inputs and output.
-Lancet and NEJM are part of the paper's suite but not public, so they are not declared here.
+A benchmark is a declaration (`SuiteSource`): its name in the m1 evaluation file, the bundle file
+it is read from by default and that file's format, and the official release it can be built from
+instead (`Upstream`: the release's loader formats and which of its rows the suite holds). Building
+reads every source through the loaders (which strip strings, fix HLE's "C. text" answers and
+check that each answer equals its option), writes the m1 evaluation JSON exactly as the paper's
+file is laid out, and writes a manifest beside it with per-source counts, uids, the format read,
+rows left out by the subset rule, and md5 digests of inputs and output. From the bundle the build
+is byte-identical to the published partial suite; from upstream files it cannot be, since GPQA's
+option order is m1's own (see `m1.data.upstream`) and the bundle repeats each GPQA question five
+times. Lancet and NEJM are part of the paper's suite but not public, so they are not declared here.
 """
 
 from __future__ import annotations
@@ -17,14 +23,24 @@ import json
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from m1.data.errors import DataError
 from m1.data.items import MCQItem
-from m1.data.loaders import load_items
+from m1.data.loaders import LoadResult, detect_format, load_items
 from m1.io import atomic_write_json, atomic_write_text, md5_file
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """An official release a source can be built from, and which of its rows the suite holds."""
+
+    formats: tuple[str, ...]
+    subset: str = "every row"  # the rule in words, recorded in the manifest
+    keep: Callable[[MCQItem], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -34,19 +50,42 @@ class SuiteSource:
     format: str
     key: str | None = None  # the source's key inside a multi-source m1-eval file
     in_domain: bool = False  # the paper's in-domain sets share a distribution with the training pools
+    upstream: Upstream | None = None
+
+    def accepts(self) -> tuple[str, ...]:
+        """Formats this source can be read from: its bundle's, any m1 evaluation file, the upstream's."""
+        return tuple(dict.fromkeys((self.format, "m1-eval", *(self.upstream.formats if self.upstream else ()))))
+
+
+def _medxpertqa_published(item: MCQItem) -> bool:
+    number = str(item.metadata.get("id", "")).removeprefix("Text-")
+    return number.isdigit() and 1001 <= int(number) <= 2449
 
 
 HUATUO_FILE = "huatuo_eval_data.json"
 SUITE: tuple[SuiteSource, ...] = (
-    SuiteSource("MedMCQA_validation", HUATUO_FILE, "m1-eval", "MedMCQA_validation", in_domain=True),
-    SuiteSource("MedQA_USLME_test", HUATUO_FILE, "m1-eval", "MedQA_USLME_test", in_domain=True),
-    SuiteSource("PubMedQA_test", HUATUO_FILE, "m1-eval", "PubMedQA_test", in_domain=True),
-    SuiteSource("MMLU-Pro_Medical_test", HUATUO_FILE, "m1-eval", "MMLU-Pro_Medical_test"),
-    SuiteSource("GPQA_Medical_test", HUATUO_FILE, "m1-eval", "GPQA_Medical_test"),
-    SuiteSource("HumanityLastExam", "reasoningeval/HLE_biomed.jsonl", "eval-jsonl"),
-    SuiteSource("MedBullets_op4", "reasoningeval/medbullets_op4.jsonl", "eval-jsonl"),
-    SuiteSource("MedBullets_op5", "reasoningeval/medbullets_op5.jsonl", "eval-jsonl"),
-    SuiteSource("MedXpertQA", "reasoningeval/MedXpertQA_test.jsonl", "eval-jsonl"),
+    SuiteSource("MedMCQA_validation", HUATUO_FILE, "m1-eval", "MedMCQA_validation", in_domain=True,
+                upstream=Upstream(("medmcqa", "medmcqa-release"))),
+    SuiteSource("MedQA_USLME_test", HUATUO_FILE, "m1-eval", "MedQA_USLME_test", in_domain=True,
+                upstream=Upstream(("eval-jsonl",))),
+    SuiteSource("PubMedQA_test", HUATUO_FILE, "m1-eval", "PubMedQA_test", in_domain=True,
+                upstream=Upstream(("pubmedqa", "pubmedqa-hub"))),
+    SuiteSource("MMLU-Pro_Medical_test", HUATUO_FILE, "m1-eval", "MMLU-Pro_Medical_test",
+                upstream=Upstream(("mmlu-pro",), "category health or biology (818 + 717 of the test split)",
+                                  lambda item: item.metadata.get("category") in {"health", "biology"})),
+    SuiteSource("GPQA_Medical_test", HUATUO_FILE, "m1-eval", "GPQA_Medical_test",
+                upstream=Upstream(("gpqa",), "High-level domain Biology (78 of gpqa_main)",
+                                  lambda item: item.metadata.get("High-level domain") == "Biology")),
+    SuiteSource("HumanityLastExam", "reasoningeval/HLE_biomed.jsonl", "eval-jsonl",
+                upstream=Upstream(("hle",), "category Biology/Medicine",
+                                  lambda item: item.metadata.get("category") == "Biology/Medicine")),
+    SuiteSource("MedBullets_op4", "reasoningeval/medbullets_op4.jsonl", "eval-jsonl",
+                upstream=Upstream(("medbullets",))),
+    SuiteSource("MedBullets_op5", "reasoningeval/medbullets_op5.jsonl", "eval-jsonl",
+                upstream=Upstream(("medbullets",))),
+    SuiteSource("MedXpertQA", "reasoningeval/MedXpertQA_test.jsonl", "eval-jsonl",
+                upstream=Upstream(("medxpertqa",), "ids Text-1001 to Text-2449 (1,449 of 2,450)",
+                                  _medxpertqa_published)),
 )
 SUITE_FILE_NAME = "m1_eval_data.partial.json"
 # md5 of the published partial suite (../shared/data/eval/m1_eval_data.partial.json).
@@ -66,49 +105,124 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-def read_suite_sources(eval_dir: str | Path, names: list[str] | None = None) -> dict[str, list[MCQItem]]:
-    """Every declared source (or those named), read and validated from `eval_dir`."""
-    eval_dir = Path(eval_dir)
-    wanted = [s for s in SUITE if names is None or s.name in names]
-    cache: dict[Path, dict[str, list[MCQItem]]] = {}
-    suite: dict[str, list[MCQItem]] = {}
-    for declared in wanted:
-        path = eval_dir / declared.file
-        if path not in cache:
-            source = None if declared.format == "m1-eval" else declared.name
-            cache[path] = load_items(path, format=declared.format, source=source).by_source()
-        items = cache[path].get(declared.key or declared.name)
-        if items is None:
-            raise DataError.at(path, "", declared.key or "", f"source '{declared.key}' is missing from the file")
-        suite[declared.name] = items
-    return suite
+@dataclass
+class SourceRead:
+    """One source of the suite as read: from which file, in which format, and what was left out."""
+
+    declared: SuiteSource
+    path: Path
+    format: str
+    items: list[MCQItem]
+    outside_subset: int = 0  # upstream rows the suite does not hold (the subset rule)
+    excluded: dict[str, int] = field(default_factory=dict)  # rows the format leaves out, by reason
+
+    @property
+    def from_upstream(self) -> bool:
+        upstream = self.declared.upstream
+        return upstream is not None and self.format in upstream.formats and self.format != self.declared.format
+
+    def manifest_entry(self, eval_dir: Path | None) -> dict[str, Any]:
+        shown = self.path.relative_to(eval_dir) if eval_dir and self.path.is_relative_to(eval_dir) else self.path
+        entry: dict[str, Any] = {"count": len(self.items), "input": str(shown), "input_md5": md5_file(self.path),
+                                 "format": self.format, "in_domain": self.declared.in_domain}
+        if self.from_upstream:
+            entry |= {"subset": self.declared.upstream.subset, "outside_subset": self.outside_subset,
+                      "excluded": self.excluded}
+        return entry | {"uids": [item.uid for item in self.items]}
 
 
-def build_eval_suite(eval_dir: str | Path, out: str | Path) -> dict[str, Any]:
-    """Assemble the m1 evaluation file from its sources and write it with its manifest."""
-    eval_dir, out = Path(eval_dir), Path(out)
-    suite = read_suite_sources(eval_dir)
+def _suite_source(name: str) -> SuiteSource:
+    found = next((declared for declared in SUITE if declared.name == name), None)
+    if found is None:
+        raise DataError.at(name, "", "", f"no source of the suite is named {name!r}",
+                           f"use one of: {', '.join(s.name for s in SUITE)}")
+    return found
+
+
+def read_source(declared: SuiteSource, path: Path, fmt: str | None = None,
+                cache: dict[tuple[Path, str | None], LoadResult] | None = None) -> SourceRead:
+    """One source from its bundle file or an upstream file (format detected unless given)."""
+    fmt = fmt or detect_format(path)
+    if fmt not in declared.accepts():
+        raise DataError.at(path, "", "", f"this is a {fmt} file, but {declared.name} is read from "
+                           f"{' or '.join(declared.accepts())}", f"pass {declared.name}'s own file")
+    # An m1 evaluation file names its sources; any other file's rows all belong to this source.
+    source, key = (None, declared.key or declared.name) if fmt == "m1-eval" else (declared.name, declared.name)
+    cache = {} if cache is None else cache
+    if (path.resolve(), source) not in cache:
+        cache[path.resolve(), source] = load_items(path, format=fmt, source=source)
+    result = cache[path.resolve(), source]
+    items = result.by_source().get(key)
+    if items is None:
+        raise DataError.at(path, "", key, f"source '{key}' is missing from the file",
+                           f"the file holds: {', '.join(result.by_source()) or 'no items'}")
+    read = SourceRead(declared, path, fmt, items, excluded=dict(result.excluded))
+    keep = declared.upstream.keep if read.from_upstream else None
+    if keep is not None:
+        read.items = [item for item in items if keep(item)]
+        read.outside_subset = len(items) - len(read.items)
+    return read
+
+
+def read_suite_sources(eval_dir: str | Path | None, names: list[str] | None = None,
+                       inputs: dict[str, Path] | None = None) -> list[SourceRead]:
+    """Every declared source (or those named): from `inputs[name]` where given (a bundle file or
+    an upstream one), else from its bundle file in `eval_dir`."""
+    inputs = dict(inputs or {})
+    for name in inputs:
+        _suite_source(name)
+    wanted = [declared for declared in SUITE if names is None or declared.name in names]
+    missing = [declared.name for declared in wanted if declared.name not in inputs]
+    if missing and eval_dir is None:
+        raise DataError.at(missing[0], "", "", f"no input for {', '.join(missing)}",
+                           f"pass --data-dir with the bundle, or --input {missing[0]}=FILE for each")
+    cache: dict[tuple[Path, str | None], LoadResult] = {}
+    return [read_source(declared, Path(inputs[declared.name]), cache=cache) if declared.name in inputs
+            else read_source(declared, Path(eval_dir) / declared.file, declared.format, cache)
+            for declared in wanted]
+
+
+def write_eval_file(out: str | Path, suite: dict[str, list[MCQItem]]) -> Path:
+    """The m1 evaluation JSON (SPEC §2), written atomically and laid out byte for byte like the
+    paper's file (indent 2, UTF-8, no final newline), so its md5 can be compared with the published one."""
     records = {name: [item.to_eval_record() for item in items] for name, items in suite.items()}
-    # Laid out byte for byte like the paper's file (indent 2, UTF-8, no final newline), so that
-    # the md5 in the manifest can be compared with the published one.
-    atomic_write_text(out, json.dumps(records, ensure_ascii=False, indent=2))
+    return atomic_write_text(out, json.dumps(records, ensure_ascii=False, indent=2))
+
+
+# What `m1 data convert --to` can write: the one registry of output formats.
+WRITERS: dict[str, Callable[[Path, dict[str, list[MCQItem]]], Path]] = {"m1-eval": write_eval_file}
+
+
+def build_eval_suite(eval_dir: str | Path | None, out: str | Path, inputs: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Assemble the m1 evaluation file from its sources and write it with its manifest."""
+    eval_dir = Path(eval_dir) if eval_dir is not None else None
+    out = Path(out)
+    reads = read_suite_sources(eval_dir, inputs=inputs)
+    write_eval_file(out, {read.declared.name: read.items for read in reads})
     manifest = {
         "file": out.name,
         "md5": md5_file(out),
-        "total": sum(len(items) for items in suite.values()),
-        "sources": {
-            declared.name: {
-                "count": len(suite[declared.name]),
-                "input": declared.file,
-                "input_md5": md5_file(eval_dir / declared.file),
-                "in_domain": declared.in_domain,
-                "uids": [item.uid for item in suite[declared.name]],
-            }
-            for declared in SUITE
-        },
+        "total": sum(len(read.items) for read in reads),
+        "sources": {read.declared.name: read.manifest_entry(eval_dir) for read in reads},
     }
     atomic_write_json(manifest_path(out), manifest)
     return manifest
+
+
+def convert_file(path: str | Path, out: str | Path, *, to: str = "m1-eval", format: str | None = None,
+                 source: str | None = None, skip_invalid: bool = False) -> LoadResult:
+    """Read any supported file (an upstream release included) and write its items as `to`."""
+    path, out = Path(path), Path(out)
+    if to not in WRITERS:
+        raise DataError.at(out, "", "", f"cannot write {to!r}", f"use one of: {', '.join(WRITERS)}")
+    if out.exists() and out.resolve() == path.resolve():
+        raise DataError.at(out, "", "", "the output would overwrite the input", "choose another --out")
+    result = load_items(path, format=format, source=source, skip_invalid=skip_invalid)
+    if not result.items:
+        left = "; ".join(f"{n} {reason}" for reason, n in result.excluded.items()) or "no rows"
+        raise DataError.at(path, "", "", f"no items to write ({left})", "check the file and its format")
+    WRITERS[to](out, result.by_source())
+    return result
 
 
 def manifest_path(suite_file: Path) -> Path:
