@@ -1,11 +1,12 @@
 """What a request may ask for, and how it becomes a prompt and a `BudgetPolicy`.
 
 Request bodies are parsed strictly: unknown fields, wrong types and values out of range are a
-400 naming the field (`param`), never silently ignored. Before that, `decode_body` accepts only
-plain JSON (RFC 8259) and turns anything else into a 400 saying what is wrong: bytes that are not
-UTF-8, bad syntax, NaN/Infinity, numbers a double cannot hold, integer literals over
-`MAX_INT_DIGITS`, lone surrogate escapes, nesting deeper than `MAX_DEPTH`. OpenAI fields the server does not
+400 naming the field (`param`), never silently ignored. OpenAI fields the server does not
 implement (tools, logprobs, penalties, n > 1, …) are accepted only at their neutral value.
+Before any of that, `decode_body` reads only plain JSON (RFC 8259) and turns anything else into a
+400 saying what is wrong: bytes that are not UTF-8, bad syntax, NaN/Infinity, numbers a double
+cannot hold, integer literals over `MAX_INT_DIGITS`, lone surrogate escapes, nesting deeper than
+`MAX_DEPTH`.
 
 The m1 fields, on both endpoints:
 
@@ -156,8 +157,9 @@ def _finite_float(literal: str) -> float:
 
 
 def _bounded_int(literal: str) -> int:
-    if len(literal.lstrip("-")) > MAX_INT_DIGITS:
-        raise _NotPlainJSON(f"an integer has {len(literal.lstrip('-'))} digits (at most {MAX_INT_DIGITS} are read)")
+    digits = len(literal.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _NotPlainJSON(f"an integer has {digits} digits (at most {MAX_INT_DIGITS} are read)")
     return int(literal)
 
 
