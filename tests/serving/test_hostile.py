@@ -91,28 +91,30 @@ def set_at(body: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
     return body
 
 
+def encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def spliced(body: dict[str, Any], path: tuple, literal: str) -> bytes:
-    text = json.dumps(set_at(body, path, PLACEHOLDER), separators=(",", ":"))
-    return text.replace(json.dumps(PLACEHOLDER), literal).encode()
+    return encode(set_at(body, path, PLACEHOLDER)).replace(json.dumps(PLACEHOLDER).encode(), literal.encode())
 
 
 def hostile_requests(seed: int = SEED) -> Iterator[tuple[str, str, bytes, dict[str, str]]]:
     """(what, route, body, headers): all of them must be refused with a 4xx."""
     rng = random.Random(seed)
     for route, (model, good) in ENDPOINTS.items():
-        encoded = json.dumps(good, separators=(",", ":")).encode()
-        paths = list(field_paths(model))
-        for path, annotation in paths:
+        encoded = encode(good)
+        for path, annotation in field_paths(model):
             name = ".".join(map(str, path))
             wrong = wrong_values(annotation)
             assert wrong, f"no wrong value in the pool for {name}"
             for value in rng.sample(wrong, min(3, len(wrong))):
-                yield f"wrong type {name}={json.dumps(value)[:20]}", route, json.dumps(set_at(good, path, value)).encode(), JSON_TYPE
+                yield f"wrong type {name}={json.dumps(value)[:20]}", route, encode(set_at(good, path, value)), JSON_TYPE
             for literal in rng.sample(LITERALS, 3):
                 yield f"literal {name}={literal[:12]}", route, spliced(good, path, literal), JSON_TYPE
         for name, neutral in NEUTRAL.items():  # OpenAI fields accepted only at their neutral value
             value = rng.choice([v for v in POOL if json.dumps(v) not in {json.dumps(ok) for ok in neutral}])
-            yield f"unsupported {name}={json.dumps(value)[:20]}", route, json.dumps({**good, name: value}).encode(), JSON_TYPE
+            yield f"unsupported {name}={json.dumps(value)[:20]}", route, encode({**good, name: value}), JSON_TYPE
         for literal in LITERALS + ["[" * 100_000 + "]" * 100_000]:
             yield f"body {literal[:12]}", route, literal.encode(), JSON_TYPE
         for raw in (b"", b" ", b"null", b"true", b"[]", b"[{}]", b"1", b'"text"', b"{", b"}", b"{'model': 'x'}",
@@ -131,11 +133,10 @@ def hostile_requests(seed: int = SEED) -> Iterator[tuple[str, str, bytes, dict[s
                 "prompt": [[1]] * 40_000, "model": ["m"] * 40_000, "logit_bias": {str(i): 1 for i in range(9000)},
                 "max_tokens": list(range(30_000))}
         for name, value in huge.items():
-            yield f"huge {name}", route, json.dumps({**good, name: value}).encode(), JSON_TYPE
-        yield "over the body limit", route, json.dumps({**good, "stop": ["x" * (BODY_LIMIT + 1)]}).encode(), JSON_TYPE
-        yield "long valid prompt", route, json.dumps(
-            set_at(good, ("messages", 0, "content", 0, "text") if "messages" in good else ("prompt",),
-                   "word " * 30_000)).encode(), JSON_TYPE
+            yield f"huge {name}", route, encode({**good, name: value}), JSON_TYPE
+        yield "over the body limit", route, encode({**good, "stop": ["x" * (BODY_LIMIT + 1)]}), JSON_TYPE
+        prompt = ("messages", 0, "content", 0, "text") if "messages" in good else ("prompt",)
+        yield "prompt longer than the context", route, encode(set_at(good, prompt, "word " * 30_000)), JSON_TYPE
 
 
 def test_the_fuzzer_covers_every_route_that_takes_a_body() -> None:
