@@ -8,7 +8,17 @@ import pytest
 from m1.engine.controller import GenerationRecord
 from m1.engine.policy import BudgetPolicy
 from m1.serving.errors import APIError
-from m1.serving.protocol import ChatRequest, CompletionRequest, Limits, build_policy, fit_answer_budget, parse
+from m1.serving.protocol import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    ChatRequest,
+    CompletionRequest,
+    Limits,
+    build_policy,
+    decode_body,
+    fit_answer_budget,
+    parse,
+)
 from m1.serving.responses import StreamShaper, trim_partial_stop, usage, visible_answer
 
 LIMITS = Limits(max_context=4096, max_thinking_tokens=4096)
@@ -58,6 +68,38 @@ def test_stop_token_ids_become_stops(tokenizer) -> None:
     policy, _ = build_policy(parse(CompletionRequest, {"model": "m", "prompt": [1, 2], "stop_token_ids": [1]}),
                              LIMITS, tokenizer, chat=False)
     assert policy.answer_stops == ("<|im_start|>",)
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    (b'{"max_tokens": ' + b"9" * (MAX_INT_DIGITS + 1) + b"}", "digits"),
+    (b"-" + b"9" * 5000, "digits"),
+    (b'{"temperature": 1e999}', "out of range"),
+    (b'{"temperature": -1e400}', "out of range"),
+    (b'{"temperature": NaN}', "NaN"),
+    (b'{"seed": -Infinity}', "Infinity"),
+    (b"[" * 100_000 + b"]" * 100_000, "nests deeper"),
+    (b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1), "nests deeper"),
+    (b'{"stop": ["\\ud800"]}', "lone surrogate"),
+    (b'{"\\udfff": 1}', "lone surrogate"),
+    (b'{"model": "\xff"}', "not UTF-8"),
+    ('{"model": "m"}'.encode("utf-16"), "not UTF-8"),
+    (b'\xef\xbb\xbf{"model": "m"}', "not valid JSON"),
+    (b'{"model": "m",}', "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b"[1, 2]", "not an array"),
+    (b"null", "not null"),
+])
+def test_only_plain_json_objects_are_decoded(raw: bytes, says: str) -> None:
+    with pytest.raises(APIError) as caught:
+        decode_body(raw)
+    assert caught.value.status == 400 and says in caught.value.message
+
+
+def test_plain_json_decodes_as_json() -> None:
+    raw = ('{"model": "m", "t": 0.5, "n": -' + "9" * MAX_INT_DIGITS + ', "x": "\\ud83d\\ude00 é", "deep": '
+           + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}").encode()
+    body = decode_body(raw)
+    assert body["x"] == "\U0001f600 é" and body["n"] == -int("9" * MAX_INT_DIGITS) and body["t"] == 0.5
 
 
 def test_answer_budget_must_fit_beside_the_prompt() -> None:

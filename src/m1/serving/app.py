@@ -7,7 +7,9 @@ Routes: `GET /health` (open), `GET /v1/models`, `POST /v1/completions`, `POST /v
 Every error is `{"error": {"message", "type", "param", "code"}}` with a 4xx/5xx status; a bad
 request never reaches the model. When the environment variable named by `api_key_env` is set,
 every /v1 route needs `Authorization: Bearer <key>`; the key is compared in constant time and
-never logged. Request bodies are limited to `max_body_bytes` (413).
+never logged. Request bodies must be JSON sent as application/json (415) and at most
+`max_body_bytes` long (413); no body, however malformed, gets a 5xx (`protocol.decode_body`
+refuses what is not plain JSON, and whatever else fails before generation starts is a 400).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from m1.serving.protocol import (
     build_policy,
     chat_messages,
     completion_prompt,
+    decode_body,
     fit_answer_budget,
     parse,
 )
@@ -105,7 +108,15 @@ def create_app(
             raise APIError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
                            type="authentication_error", code="invalid_api_key")
 
-    async def read_json(request: Request) -> dict[str, Any]:
+    async def read_body(request: Request) -> bytes:
+        # JSON only, and said so: a browser sends text/plain or no content type cross-origin without
+        # asking first (no CORS preflight), so a web page could otherwise drive a keyless server on loopback.
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json" and not (media_type.startswith("application/")
+                                                     and media_type.endswith("+json")):
+            got = f"Content-Type {media_type!r}" if media_type else "no Content-Type"
+            raise APIError(415, f"request body must be JSON sent with 'Content-Type: application/json' (got {got})",
+                           code="unsupported_media_type")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             raise APIError(413, f"request body is larger than {max_body_bytes} bytes", type="request_too_large")
@@ -120,13 +131,7 @@ def create_app(
             # Gone before its body arrived: nobody will read the answer, and it is not our error.
             log.info("client left before sending its whole body")
             raise APIError(400, "the client disconnected before the body was complete") from None
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise bad_request(f"request body is not valid JSON: {err}") from None
-        if not isinstance(data, dict):
-            raise bad_request("request body must be a JSON object")
-        return data
+        return bytes(body)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -138,12 +143,11 @@ def create_app(
         return {"object": "list", "data": [{"id": served_model, "object": "model", "created": 0, "owned_by": "m1",
                                             "max_model_len": state["limits"].max_context}]}
 
-    async def generate(request: Request, *, chat: bool) -> Response:
-        authorize(request)
-        started = time.perf_counter()
+    async def admit(request: Request, *, chat: bool) -> tuple[Any, Any, str, str, list[int]]:
+        """(request, policy, preset, prompt text, prompt ids) from a body, every check passed; nothing runs yet."""
         limits: Limits = state["limits"]
         tokenizer = runner.tokenizer
-        req = parse(ChatRequest if chat else CompletionRequest, await read_json(request))
+        req = parse(ChatRequest if chat else CompletionRequest, decode_body(await read_body(request)))
         if req.model != served_model:
             raise APIError(404, f"model {req.model!r} is not served here; this server serves {served_model!r}",
                            type="not_found_error", param="model", code="model_not_found")
@@ -168,6 +172,21 @@ def create_app(
         prefix_tokens = answer_reserve(tokenizer, policy) - policy.max_answer_tokens  # the engine's own reserve
         policy = fit_answer_budget(policy, len(ids), prefix_tokens, limits, explicit=req.max_tokens is not None,
                                    param="messages" if chat else "prompt")
+        return req, policy, preset, text, ids
+
+    async def generate(request: Request, *, chat: bool) -> Response:
+        authorize(request)
+        started = time.perf_counter()
+        try:
+            req, policy, preset, text, ids = await admit(request, chat=chat)
+        except APIError:
+            raise
+        except Exception as err:  # noqa: BLE001 - see below
+            # Admission reads nothing but the body and the tokenizer, so a failure that no check
+            # above foresaw is still caused by this request: refused, and logged so the check gets written.
+            log.warning("request refused: admitting it raised %s", type(err).__name__, exc_info=err)
+            raise bad_request(f"this request could not be processed ({type(err).__name__}); "
+                              "check its fields against the API") from None
 
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         job = Job(f"{next(counter)}", PromptText(text, ids), policy, bool(req.stream), asyncio.get_running_loop())

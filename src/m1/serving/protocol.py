@@ -3,6 +3,10 @@
 Request bodies are parsed strictly: unknown fields, wrong types and values out of range are a
 400 naming the field (`param`), never silently ignored. OpenAI fields the server does not
 implement (tools, logprobs, penalties, n > 1, …) are accepted only at their neutral value.
+Before any of that, `decode_body` reads only plain JSON (RFC 8259) and turns anything else into a
+400 saying what is wrong: bytes that are not UTF-8, bad syntax, NaN/Infinity, numbers a double
+cannot hold, integer literals over `MAX_INT_DIGITS`, lone surrogate escapes, nesting deeper than
+`MAX_DEPTH`.
 
 The m1 fields, on both endpoints:
 
@@ -23,6 +27,7 @@ with the preset's thinking marker) goes through the same thinking machinery.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,6 +40,12 @@ MAX_STOPS = 4
 MAX_STOP_CHARS = 128
 MAX_EXTENSION_CHARS = 128
 MAX_SEED = 2**32 - 1  # engines hash it with the prompt into a per-sample seed (with_sample_seed)
+# No valid field nests deeper than 4 levels (body → messages → message → content part); the
+# interpreter's own limit (RecursionError) moves between Python versions, this one does not.
+MAX_DEPTH = 16
+# No valid integer field comes near 20 digits. Read longer literals only up to this, rather than
+# by Python's int-string limit, which a library may lift (converting 1 MB of digits takes seconds).
+MAX_INT_DIGITS = 100
 
 # OpenAI fields m1 serve does not implement, and the values that mean "not asked for".
 NEUTRAL: dict[str, tuple[Any, ...]] = {
@@ -124,6 +135,71 @@ class Limits:
     max_extensions: int = 64
     default_max_tokens: int = 1024
     default_preset: str = "m1"
+
+
+JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+              type(None): "null"}
+
+
+class _NotPlainJSON(ValueError):
+    """A body json.loads would read, but that RFC 8259 JSON or this server does not allow."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotPlainJSON(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NotPlainJSON(f"the number {literal[:32]} is out of range for a double")
+    return value
+
+
+def _bounded_int(literal: str) -> int:
+    digits = len(literal.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _NotPlainJSON(f"an integer has {digits} digits (at most {MAX_INT_DIGITS} are read)")
+    return int(literal)
+
+
+def _check_tree(data: Any) -> None:
+    """Nesting depth and strings, walked without recursion (the body may nest as deep as the decoder let it)."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise _NotPlainJSON("a string holds a lone surrogate escape (such as \\ud800), "
+                                        "which is not Unicode text") from None
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise _NotPlainJSON(f"it nests deeper than {MAX_DEPTH} levels")
+            children = [*value, *value.values()] if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+
+
+def decode_body(raw: bytes) -> dict[str, Any]:
+    """The JSON object a request body holds, or a 400 saying why the body is not one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise bad_request(f"request body is not UTF-8 text (byte {err.start} is {raw[err.start]:#04x})") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        _check_tree(data)
+    except RecursionError:
+        raise bad_request(f"request body is not accepted: it nests deeper than {MAX_DEPTH} levels") from None
+    except _NotPlainJSON as err:
+        raise bad_request(f"request body is not accepted: {err}") from None
+    except ValueError as err:  # json.JSONDecodeError, with the position of the fault
+        raise bad_request(f"request body is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise bad_request(f"request body must be a JSON object, not {JSON_NAMES[type(data)]}")
+    return data
 
 
 def parse(kind: type[_Common], data: dict[str, Any]) -> Any:
