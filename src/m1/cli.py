@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from m1.console import make_console
+from m1.engine.policy import PresetName
 from m1.data.errors import DataError
 
 app = typer.Typer(help="m1: test-time scaling for medical reasoning with LLMs.", no_args_is_help=True,
@@ -399,8 +400,8 @@ def serve(
         help="largest thinking_budget accepted (context window)")] = None,
     max_extensions: Annotated[int, typer.Option(help="largest num_extensions accepted")] = 64,
     default_max_tokens: Annotated[int, typer.Option(help="answer tokens when max_tokens is unset")] = 1024,
-    default_preset: Annotated[Literal["m1", "think-tags", "no-think"], typer.Option(
-        help="budget preset of requests that name none")] = "m1",
+    default_preset: Annotated[Optional[PresetName], typer.Option(
+        help="budget preset of requests that name none (default: the model's own)")] = None,
     dtype: Annotated[str, typer.Option(help="weights' dtype (auto: as saved)")] = "auto",
     max_context: Annotated[Optional[int], typer.Option(
         help="context window (transformers: max_context; vLLM: max_model_len)")] = None,

@@ -51,7 +51,9 @@ def test_chat_reasoning_and_answer(client) -> None:
     assert isinstance(message.reasoning_content, str) and isinstance(message.content, str)
     assert "<|im_start|>" not in message.content and "<|im_start|>" not in message.reasoning_content
     block = check_usage(response.usage, 32)
-    assert block["budget_preset"] == "m1" and block["thinking_end"] in ("natural_stop", "budget_reached")
+    # No budget_preset asked: the server's default, the served model's own (think-tags for smollm2-135m).
+    assert block["budget_preset"] == "think-tags" and block["thinking_end"] in ("natural_stop", "budget_reached")
+    assert "<think>" not in message.content and "</think>" not in message.content
     assert response.choices[0].finish_reason == ("length" if block["answer_end"] == "length" else "stop")
 
 
@@ -130,7 +132,7 @@ def test_completions_with_budget_return_thinking_and_answer_as_generated(client)
     policy = BudgetPolicy.from_preset("m1")
     prompt = render_prompt(tokenizer, "Which vitamin deficiency causes scurvy?", {"A": "Vitamin A", "B": "Vitamin C"},
                            policy)
-    extra = {"thinking_budget": 32, "num_extensions": 1}
+    extra = {"budget_preset": "m1", "thinking_budget": 32, "num_extensions": 1}  # the prompt's markers
     response = client.completions.create(model=MODEL, prompt=prompt, max_tokens=12, extra_body=extra)
     text = response.choices[0].text
     block = check_usage(response.usage, 32)
@@ -172,7 +174,7 @@ def test_openai_backend_through_m1_serve_matches_the_server_own_budgeting(client
                            {"A": "Vitamin A", "B": "Vitamin C"}, policy)
     record = backend.generate([prompt], policy)[0]
     served = client.completions.create(model=MODEL, prompt=prompt, max_tokens=12,
-                                       extra_body={"thinking_budget": 24, "num_extensions": 2})
+                                       extra_body={"budget_preset": "m1", "thinking_budget": 24, "num_extensions": 2})
     block = m1_usage(served)
     assert served.choices[0].text == record.thinking + record.reply
     assert (block["thinking_tokens"], block["answer_tokens"], block["extensions_used"], block["inserted_tokens"]) == (
@@ -187,7 +189,8 @@ def test_concurrent_requests_all_succeed_and_are_batched(server) -> None:
     def ask(i: int) -> None:
         client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)
         try:
-            extra = {"thinking_budget": 8 + i, "num_extensions": i % 3}
+            # After the m1 markers this model stops thinking at once, so every extension is used.
+            extra = {"budget_preset": "m1", "thinking_budget": 8 + i, "num_extensions": i % 3}
             if i % 2:
                 r = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=6, extra_body=extra)
                 results.append(m1_usage(r)["extensions_used"] == i % 3)

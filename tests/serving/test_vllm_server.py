@@ -34,7 +34,7 @@ def vllm_client(vllm_server):
 def test_vllm_replies_equal_the_transformers_server(vllm_client, client) -> None:
     # Few decode steps: vLLM's CPU build costs ~0.7 s a step on the 2-core machine, whatever the batch.
     # The model stops at once, takes the extension, then hits the budget: every path of the controller.
-    extra = {"thinking_budget": 6, "num_extensions": 2}
+    extra = {"budget_preset": "m1", "thinking_budget": 6, "num_extensions": 2}
     kwargs = {"model": MODEL, "messages": MESSAGES, "max_tokens": 4, "extra_body": extra}
     reference = client.chat.completions.create(**kwargs)
     reply = vllm_client.chat.completions.create(**kwargs)

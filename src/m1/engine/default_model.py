@@ -245,9 +245,16 @@ MODEL_REGISTRY: dict[str, LocalModel] = {
 
 
 def default_preset(name_or_path: str) -> str:
-    """The budget preset a model answers with: its registry entry's, else `m1` (the markers the
-    released m1 models were trained on, which a Hub id or a folder of one is taken to know)."""
+    """The budget preset a model answers with: its registry entry's (by alias, or by the converted
+    folder, which names its alias), else `m1`: the markers the released m1 models were trained
+    on, which a Hub id or any other folder (a checkpoint m1 trained, say) is taken to know."""
     entry = MODEL_REGISTRY.get(name_or_path)
+    marker = Path(name_or_path) / _MARKER
+    if entry is None and marker.is_file():
+        try:
+            entry = MODEL_REGISTRY.get(json.loads(marker.read_text(encoding="utf-8")).get("alias"))
+        except (OSError, ValueError, AttributeError):
+            entry = None
     return entry.preset if entry is not None else "m1"
 
 

@@ -32,6 +32,8 @@ from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from m1.engine.backends.base import answer_reserve
+from m1.engine.default_model import default_preset as model_default_preset
+from m1.engine.policy import PRESETS
 from m1.engine.prompt import render_messages
 from m1.serving.errors import APIError, bad_request
 from m1.serving.protocol import (
@@ -316,7 +318,7 @@ def serve(
     max_thinking_tokens: int | None = None,
     max_extensions: int = 64,
     default_max_tokens: int = 1024,
-    default_preset: str = "m1",
+    default_preset: str | None = None,
     log_level: str = "info",
     **backend_options: Any,
 ) -> None:
@@ -324,7 +326,8 @@ def serve(
 
     Transformers only (refused on vLLM, which batches continuously on its own): `max_batch_size`
     requests gathered per batch (16), run as length-sorted groups of `batch_rows` (8), gathered for
-    up to `batch_window_ms` (15); `torch_threads` (all cores but one). `max_context` is the context
+    up to `batch_window_ms` (15); `torch_threads` (all cores but one). `default_preset` is the
+    preset of requests that name none (default: the model's own, think-tags for smollm2-135m). `max_context` is the context
     window on both (vLLM's max_model_len). Other `backend_options` go to the backend as they are
     (transformers: `device`; vLLM: `tensor_parallel_size`, `engine_options`, …).
     """
@@ -334,8 +337,10 @@ def serve(
     log.setLevel(log_level.upper())
     if backend not in ("transformers", "vllm"):
         raise ValueError(f"m1 serve runs on the transformers or vllm backend, not {backend!r}")
-    if default_preset not in ("m1", "think-tags", "no-think"):
-        raise ValueError(f"unknown default preset {default_preset!r}; choose m1, think-tags or no-think")
+    default_preset = default_preset or model_default_preset(model)
+    if default_preset not in PRESETS:
+        raise ValueError(f"unknown default preset {default_preset!r}; choose {', '.join(PRESETS)}")
+    log.info("requests that name no budget_preset get %r", default_preset)
     api_key = os.environ.get(api_key_env) or None
     if api_key:
         log.info("API key required on /v1 routes (read from $%s)", api_key_env)
