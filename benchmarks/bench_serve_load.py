@@ -64,7 +64,8 @@ def send(client: OpenAI, request: dict) -> tuple[float, int, int, str | None]:
         reply = client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": request["question"] +
                                     "\nReturn your final response within \\boxed{}."}],
-            max_tokens=8, extra_body={"budget_preset": "m1", "thinking_budget": 16, "num_extensions": request["extensions"]})
+            max_tokens=8,
+            extra_body={"budget_preset": "m1", "thinking_budget": 16, "num_extensions": request["extensions"]})
     except Exception as err:  # noqa: BLE001 - every failure is counted
         return time.perf_counter() - started, 0, 0, f"{type(err).__name__}: {err}"
     latency = time.perf_counter() - started
