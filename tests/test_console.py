@@ -52,3 +52,13 @@ def test_cli_status_line_whole_from_a_long_path_and_narrow_columns(shared_data: 
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{target}: 103 valid items, valid\n"
+
+
+def test_usage_errors_are_plain_text_off_a_terminal(tmp_path: Path) -> None:
+    """typer's boxed error panels wrap at the terminal width; off a terminal m1 asks for plain click text."""
+    env = os.environ | {"COLUMNS": "40"}
+    done = subprocess.run([sys.executable, "-m", "m1.cli", "ask", "q", "--preset", "s1"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 2
+    assert "Error: Invalid value for '--preset': " in done.stderr and "╭" not in done.stderr
+    assert "'s1' is not one of 'm1', 'think-tags', 'no-think'." in done.stderr

@@ -5,11 +5,15 @@
     m1 data inspect FILE          # counts per source, option counts, duplicates
     m1 data validate FILE         # exit 1 naming every bad row and field
     m1 score PREDICTIONS.jsonl    # re-score replies in both modes
+    m1 ask "QUESTION" -o A=… -o B=…   # one question, thinking streamed, inserted text marked
+    m1 eval [CONFIG] [key=value]  # sweep budgets over the suite (configs/eval/…); m1 report RUN
+    m1 serve [--model …]          # OpenAI-compatible server (m1.serving.command)
     m1 curate run CONFIG          # build a training set (configs/curate/…); m1 curate status RUN
     m1 train CONFIG [key=value]   # fine-tune on curated records (configs/train/…)
 
 Errors in user input (`DataError`) are printed as one line and exit with status 2 instead of a
-traceback.
+traceback. Every reporting command takes --json (progress, if any, then goes to stderr); plain
+output is for people and never wrapped off a terminal (`m1.console`).
 """
 
 from __future__ import annotations
@@ -18,21 +22,25 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from m1.console import make_console
+from m1.console import make_console, typer_markup_mode
 from m1.engine.policy import PresetName
 from m1.data.errors import DataError
+from m1.serving.command import serve_command
 
 app = typer.Typer(help="m1: test-time scaling for medical reasoning with LLMs.", no_args_is_help=True,
+                  rich_markup_mode=typer_markup_mode(),
                   pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Load, build, inspect and validate medical QA data.", no_args_is_help=True)
+data_app = typer.Typer(help="Load, build, inspect and validate medical QA data.", no_args_is_help=True,
+                       rich_markup_mode=typer_markup_mode())
 app.add_typer(data_app, name="data")
-curate_app = typer.Typer(help="Build training sets from raw QA pools (SPEC §3), resumably.", no_args_is_help=True)
+curate_app = typer.Typer(help="Build training sets from raw QA pools (SPEC §3), resumably.", no_args_is_help=True,
+                         rich_markup_mode=typer_markup_mode())
 app.add_typer(curate_app, name="curate")
 
 console = make_console()
@@ -251,7 +259,7 @@ def ask(
     budget: Annotated[int, typer.Option(help="Maximum thinking tokens (B).")] = 1024,
     wait: Annotated[int, typer.Option(help='How many times to append "Wait" when thinking stops (K).')] = 0,
     min_thinking: Annotated[Optional[int], typer.Option(help="Keep extending until this many thinking tokens.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="m1, think-tags or no-think (default: the model's own).")] = None,
+    preset: Annotated[Optional[PresetName], typer.Option(help="Budget preset (default: the model's own).")] = None,
     answer_tokens: Annotated[int, typer.Option(help="Maximum answer tokens.")] = 1024,
     base_url: Annotated[Optional[str], typer.Option(help="Server URL for --backend openai.")] = None,
     json_output: JsonOption = False,
@@ -379,50 +387,7 @@ def report(
     console.print(f"report: {paths.html}\nsummary: {paths.markdown}\nfigures: {len(paths.figures)} files in {paths.html.parent}", markup=False)
 
 
-@app.command("serve")
-def serve(
-    model: Annotated[str, typer.Option(help="model alias, Hugging Face id or local folder")] = "smollm2-135m",
-    backend: Annotated[Literal["transformers", "vllm"], typer.Option(help="the engine")] = "transformers",
-    host: Annotated[str, typer.Option(help="address to listen on (other machines reach the server unless loopback)")]
-    = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-    served_model_name: Annotated[Optional[str], typer.Option(help="the name clients ask for (default: --model)")]
-    = None,
-    api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key")] = "M1_API_KEY",
-    max_batch_size: Annotated[Optional[int], typer.Option(help="transformers: requests per batch (16)")] = None,
-    batch_rows: Annotated[Optional[int], typer.Option(
-        help="transformers: rows per forward pass, length-sorted groups (8)")] = None,
-    batch_window_ms: Annotated[Optional[float], typer.Option(help="transformers: how long to gather a batch (15)")]
-    = None,
-    max_queue: Annotated[int, typer.Option(help="requests waiting before 503")] = 256,
-    max_body_bytes: Annotated[int, typer.Option(help="larger bodies get 413")] = 1_000_000,
-    max_thinking_tokens: Annotated[Optional[int], typer.Option(
-        help="largest thinking_budget accepted (context window)")] = None,
-    max_extensions: Annotated[int, typer.Option(help="largest num_extensions accepted")] = 64,
-    default_max_tokens: Annotated[int, typer.Option(help="answer tokens when max_tokens is unset")] = 1024,
-    default_preset: Annotated[Optional[PresetName], typer.Option(
-        help="budget preset of requests that name none (default: the model's own)")] = None,
-    dtype: Annotated[str, typer.Option(help="weights' dtype (auto: as saved)")] = "auto",
-    max_context: Annotated[Optional[int], typer.Option(
-        help="context window (transformers: max_context; vLLM: max_model_len)")] = None,
-    torch_threads: Annotated[Optional[int], typer.Option(
-        help="transformers on CPU: torch threads (all cores but one)")] = None,
-    log_level: Annotated[Literal["debug", "info", "warning", "error"], typer.Option(help="server log level")]
-    = "info",
-) -> None:
-    """OpenAI-compatible server with per-request thinking budgets; the API key, if any, only from the environment."""
-    from m1.serving import serve as run_server
-
-    try:
-        run_server(model, backend, host, port, served_model_name=served_model_name, api_key_env=api_key_env,
-                   max_context=max_context, dtype=dtype, max_batch_size=max_batch_size, batch_rows=batch_rows,
-                   batch_window_ms=batch_window_ms, torch_threads=torch_threads, max_queue=max_queue,
-                   max_body_bytes=max_body_bytes, max_thinking_tokens=max_thinking_tokens,
-                   max_extensions=max_extensions, default_max_tokens=default_max_tokens,
-                   default_preset=default_preset, log_level=log_level)
-    except ValueError as err:
-        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-        raise typer.Exit(2) from None
+app.command("serve")(serve_command)
 
 
 @app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -13,10 +13,13 @@ never wrapped (tables keep their layout). Colours and styles are dropped off a t
 itself. Emoji codes are never expanded, so a path like `runs/:x:/` prints as written.
 
 Scripts that parse m1's output should use `--json`, which every reporting command has.
+Typer's own pages (usage errors, --help) follow the same rule through `typer_markup_mode`: boxed
+and coloured on a terminal, plain click text anywhere else.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -40,3 +43,8 @@ def make_console(stderr: bool = False, **options: Any) -> Console:
     """A console for m1's output (stderr=True for errors and notes)."""
     options.setdefault("emoji", False)
     return M1Console(stderr=stderr, **options)
+
+
+def typer_markup_mode() -> str | None:
+    """`rich_markup_mode` for m1's typer apps: rich panels only when a person is reading."""
+    return "rich" if sys.stdout.isatty() and sys.stderr.isatty() else None

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import typer
 
-from m1.cli import serve
+from m1.console import typer_markup_mode
+from m1.serving.command import serve_command
 
 if __name__ == "__main__":
-    command = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    command.command()(serve)
+    command = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=typer_markup_mode())
+    command.command()(serve_command)
     command()

@@ -1,0 +1,59 @@
+"""`m1 serve` as a typer command: its options are the parameters of `m1.serving.serve`, with the
+same defaults (loopback; the API key only from the environment). `m1.cli` registers it, and
+`python -m m1.serving` runs it on its own without loading the rest of the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+import typer
+from rich.markup import escape
+
+from m1.console import make_console
+from m1.engine.policy import PresetName
+
+
+def serve_command(
+    model: Annotated[str, typer.Option(help="model alias, Hugging Face id or local folder")] = "smollm2-135m",
+    backend: Annotated[Literal["transformers", "vllm"], typer.Option(help="the engine")] = "transformers",
+    host: Annotated[str, typer.Option(help="address to listen on (other machines reach the server unless loopback)")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    served_model_name: Annotated[Optional[str], typer.Option(help="the name clients ask for (default: --model)")]
+    = None,
+    api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key")] = "M1_API_KEY",
+    max_batch_size: Annotated[Optional[int], typer.Option(help="transformers: requests per batch (16)")] = None,
+    batch_rows: Annotated[Optional[int], typer.Option(
+        help="transformers: rows per forward pass, length-sorted groups (8)")] = None,
+    batch_window_ms: Annotated[Optional[float], typer.Option(help="transformers: how long to gather a batch (15)")]
+    = None,
+    max_queue: Annotated[int, typer.Option(help="requests waiting before 503")] = 256,
+    max_body_bytes: Annotated[int, typer.Option(help="larger bodies get 413")] = 1_000_000,
+    max_thinking_tokens: Annotated[Optional[int], typer.Option(
+        help="largest thinking_budget accepted (context window)")] = None,
+    max_extensions: Annotated[int, typer.Option(help="largest num_extensions accepted")] = 64,
+    default_max_tokens: Annotated[int, typer.Option(help="answer tokens when max_tokens is unset")] = 1024,
+    default_preset: Annotated[Optional[PresetName], typer.Option(
+        help="budget preset of requests that name none (default: the model's own)")] = None,
+    dtype: Annotated[str, typer.Option(help="weights' dtype (auto: as saved)")] = "auto",
+    max_context: Annotated[Optional[int], typer.Option(
+        help="context window (transformers: max_context; vLLM: max_model_len)")] = None,
+    torch_threads: Annotated[Optional[int], typer.Option(
+        help="transformers on CPU: torch threads (all cores but one)")] = None,
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], typer.Option(help="server log level")]
+    = "info",
+) -> None:
+    """OpenAI-compatible server with per-request thinking budgets; the API key, if any, only from the environment."""
+    from m1.serving import serve as run_server
+
+    try:
+        run_server(model, backend, host, port, served_model_name=served_model_name, api_key_env=api_key_env,
+                   max_context=max_context, dtype=dtype, max_batch_size=max_batch_size, batch_rows=batch_rows,
+                   batch_window_ms=batch_window_ms, torch_threads=torch_threads, max_queue=max_queue,
+                   max_body_bytes=max_body_bytes, max_thinking_tokens=max_thinking_tokens,
+                   max_extensions=max_extensions, default_max_tokens=default_max_tokens,
+                   default_preset=default_preset, log_level=log_level)
+    except ValueError as err:
+        make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        raise typer.Exit(2) from None
