@@ -38,7 +38,7 @@ MODEL = "smollm2-135m"
 QUESTION = ("Which vitamin deficiency causes scurvy?\nA. Vitamin A\nB. Vitamin C\n"
             "Return your final response within \\boxed{}.")
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 8,
-        "thinking_budget": 16, "num_extensions": 1}
+        "budget_preset": "m1", "thinking_budget": 16, "num_extensions": 1}
 LONG_THINKING = {**CHAT, "thinking_budget": 64, "min_thinking_tokens": 64, "num_extensions": 30}
 
 

@@ -30,12 +30,16 @@ def test_ask_streams_and_accounts(default_model_dir) -> None:
 
 @pytest.mark.slow
 def test_ask_m1_preset_shows_its_answer_marker_as_inserted(default_model_dir) -> None:
-    result = runner.invoke(app, QUESTION + ["--preset", "m1", "--budget", "8", "--answer-tokens", "8"])
-    assert result.exit_code == 0, result.output
-    assert "preset m1 (as asked)" in result.output
-    assert "«inserted: " in result.output.split("── answer ──", 1)[1]
-    assert "<|im_start|>answer" not in result.output.replace("«inserted: ⏎<|im_start|>answer⏎Final Answer:»", "") \
-        .replace("«inserted: <|im_start|>answer»", "")
+    """After the m1 markers this model writes (almost) nothing: what is shown is marked as m1's text."""
+    args = QUESTION + ["--preset", "m1", "--budget", "8", "--answer-tokens", "8"]
+    shown = runner.invoke(app, args)
+    record = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert shown.exit_code == 0, shown.output
+    assert "preset m1 (as asked)" in shown.output
+    prefix = record["reply"][: len(record["reply"]) - len(record["answer"])]  # what m1 inserted
+    assert prefix and "<|im_start|>answer" in prefix
+    answer_shown = shown.output.split("── answer ──", 1)[1].split("\nthinking ", 1)[0].strip()
+    assert answer_shown == ("«inserted: " + prefix.replace("\n", "⏎") + "»" + record["answer"]).strip()
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -243,7 +244,7 @@ def score(
         print_json(score_command_result(predictions, mode))
         return
     report = score_file(predictions)
-    console.print(render_table(report.modes[mode], title=f"{predictions} — {mode} extraction"))
+    console.print(render_table(report.modes[mode], title=escape(f"{predictions} — {mode} extraction")))
     diff = report.disagreement
     console.print(f"reference and strict disagree on {diff.count} of {diff.items} items "
                   f"({diff.strict_no_answer} where strict finds no answer)")
@@ -402,7 +403,7 @@ def train(
     from m1.training import TrainConfig, run_training
 
     summary = run_training(load_config(TrainConfig, config, list(ctx.args)), err_console if json_output else console)
-    if json_output:
+    if json_output and int(os.environ.get("RANK", "0")) == 0:  # every process of a launch runs this
         print_json(summary)
 
 

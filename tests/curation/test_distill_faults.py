@@ -153,6 +153,7 @@ def test_a_row_that_already_has_a_teacher_section_keeps_it_unless_told(tmp_path,
     assert manifest["rows_out"] == 3
     if existing == "keep":
         assert kept[rows[1]["uid"]]["teacher"] == chain and len(server.bodies) == 2
+        assert kept[rows[1]["uid"]]["distill"] == "kept existing teacher" and "distill" not in kept[rows[0]["uid"]]
         assert manifest["extra"]["kept_existing"] == 1 and manifest["extra"]["replaced_existing"] == 0
     else:
         assert kept[rows[1]["uid"]]["teacher"]["model"] == "teacher-x" and len(server.bodies) == 3

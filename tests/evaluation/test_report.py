@@ -394,3 +394,15 @@ def test_trend_line_and_band_stay_within_the_percent_axis(tmp_path, monkeypatch)
                            + [path.vertices[:, 1] for band in bands for path in band.get_paths()])
     assert drawn.max() <= 100.0 and drawn.min() >= 0.0
     assert axis.get_ylim()[1] <= 102.0
+
+
+def test_report_command_json_names_every_file(runs, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from m1.cli import app
+
+    result = CliRunner().invoke(app, ["report", str(runs["sweep"]), "--out", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    paths = json.loads(result.stdout)
+    assert Path(paths["html"]).is_file() and Path(paths["markdown"]).is_file()
+    assert paths["figures"] and all(Path(figure).is_file() for figure in paths["figures"])

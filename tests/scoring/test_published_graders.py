@@ -55,11 +55,6 @@ def test_each_grader_reproduces_its_published_grader(reply, options, gold, evalu
     assert score_reply(reply, options, gold, "notebook").correct is notebooks
 
 
-def test_the_two_graders_are_told_apart_by_the_table():
-    differ = [row[0] for row in TABLE if row[4] != row[5]]
-    assert len(differ) >= 8  # the table keeps rows that would catch one grader imitating the other
-
-
 def test_notebook_verdicts_name_the_first_character_rule():
     based_on = score_reply("Based on the findings, renal.", ORGANS, "B", "notebook")
     assert (based_on.letter, based_on.rule, based_on.correct) == ("B", "first_char", True)

@@ -19,7 +19,8 @@ The teacher can be any `ClientConfig`: the demo distills from the default model 
 kind, each batch of rows is one engine call.
 
 A row that already carries a teacher section (the HuatuoGPT-o1 demo chains arrive with theirs)
-keeps it by default and costs no request (`existing: keep`); `existing: replace` asks the teacher
+keeps it by default and costs no request (`existing: keep`; the row is marked
+`row["distill"] = "kept existing teacher"`); `existing: replace` asks the teacher
 anyway and keeps the earlier section under `row["previous_teacher"]`. The report counts both.
 
 Dropped, each with its reason: replies cut short by the token limit (the reference kept those,
@@ -75,9 +76,8 @@ class Distill(RowStage):
                 "existing": self.config.existing}
 
     def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
-        asked = self.config.teacher.model
         return {"teacher": self.client.stats(),
-                "kept_existing": sum(row["teacher"].get("model") != asked for row in kept),
+                "kept_existing": sum(row.get("distill") == "kept existing teacher" for row in kept),
                 "replaced_existing": sum("previous_teacher" in row for row in kept)}
 
     def process(self, row: Row) -> Outcome:
@@ -88,7 +88,8 @@ class Distill(RowStage):
         ask = [row for row in rows if self.config.existing == "replace" or not isinstance(row.get("teacher"), dict)]
         conversations = [user_turn(self.config.prompt_template, row["prompt"]) for row in ask]
         replies = dict(zip((row["uid"] for row in ask), self.client.chat_many(conversations, workers=self.workers)))
-        return [self._decide(row, replies[row["uid"]]) if row["uid"] in replies else row for row in rows]
+        return [self._decide(row, replies[row["uid"]]) if row["uid"] in replies
+                else {**row, "distill": "kept existing teacher"} for row in rows]
 
     @staticmethod
     def _decide(row: Row, reply: ChatReply | RequestFailed) -> Outcome:

@@ -82,7 +82,8 @@ class Stage:
     def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
         """Extra figures for the manifest once the stage finishes.
 
-        Figures about rows are computed from `kept` and `dropped` (the stage's files: every row,
+        Figures about rows are computed from `kept` (rows) and `dropped` (entries of
+        dropped.jsonl: {"uid", "reason", "detail", "row"}), the stage's files: every row,
         whichever process judged it), never from counters of this process, which a resumed run
         would start from zero. Client figures (cache hits, tokens paid) are about this process.
         """
@@ -156,7 +157,7 @@ def dropped_rows(stage_dir: Path) -> list[Row]:
 
 
 def annotations(kept: list[Row], dropped: list[Row], section: str) -> list[dict[str, Any]]:
-    """The `section` a stage added to each row it judged, kept or dropped (for `Stage.report`)."""
+    """The `section` a stage added to each row it judged: `kept` rows and `dropped` entries."""
     rows = [*kept, *(entry["row"] for entry in dropped)]
     return [row[section] for row in rows if isinstance(row.get(section), dict)]
 

@@ -111,7 +111,7 @@ RULES: dict[str, str] = {
     "first_char": "notebook: the answer's first character is taken as its letter ('Based on...' = B)",
     "conflict": "strict: the letter and the option text named disagree (no answer)",
     "empty": "strict: the reply is empty (no answer)",
-    "no_answer": "strict: no recognisable answer (no answer)",
+    "no_answer": "strict: no recognisable answer; notebook: the first character names no option (no answer)",
 }
 NO_ANSWER_RULES = frozenset({"conflict", "empty", "no_answer"})
 

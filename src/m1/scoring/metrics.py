@@ -100,6 +100,7 @@ class ModeMetrics:
     micro: Accuracy
     macro: Accuracy  # `correct`/`items` are totals; accuracy and interval are the macro ones
     rules: dict[str, int]
+
     @property
     def no_answer_rate(self) -> float:
         return self.micro.no_answer_rate

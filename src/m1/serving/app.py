@@ -64,9 +64,12 @@ def create_app(
     max_thinking_tokens: int | None = None,
     max_extensions: int = 64,
     default_max_tokens: int = 1024,
-    default_preset: str = "m1",
+    default_preset: str | None = None,
 ) -> FastAPI:
-    """The ASGI app around a started-on-demand runner (`BatchingRunner` or `AsyncVLLMRunner`)."""
+    """The ASGI app around a started-on-demand runner (`BatchingRunner` or `AsyncVLLMRunner`).
+
+    `default_preset` is the preset of requests that name none (default: `served_model`'s own)."""
+    default_preset = default_preset or model_default_preset(served_model)
     state: dict[str, Any] = {}
     counter = itertools.count()
 

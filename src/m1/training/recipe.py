@@ -147,7 +147,7 @@ def load_model(config: TrainConfig, console: Console) -> tuple[Any, Any, str]:
     check_renders_like(tokenizer, template)
     tokenizer.pad_token = choose_pad_token(tokenizer, model, config.pad_token)
     console.print(f"model: {config.model} ({model_path}); pad token {tokenizer.pad_token!r} "
-                  f"(id {tokenizer.pad_token_id}), EOS {tokenizer.eos_token!r}")
+                  f"(id {tokenizer.pad_token_id}), EOS {tokenizer.eos_token!r}", markup=False)
     return model, tokenizer, template
 
 

@@ -39,7 +39,6 @@ from m1.engine.default_model import resolve_model
 from m1.engine.policy import BudgetPolicy
 
 
-
 @dataclass
 class _Sample:
     index: int
