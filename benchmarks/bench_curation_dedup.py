@@ -14,7 +14,7 @@ The rows (the real MedQA/MedMCQA train splits are not available offline, so the 
   and evaluation questions of 12+ words reused with another item's options (only the question
   view can see those);
 - near misses: short evaluation stems (under 10 words, such as "All of the following are true
-  except") with another item's options, some with a prefix: the same stem is not the same item;
+  except") with options of clean pool rows, half with a prefix: the same stem is not the same item;
 - filler: unique rows recombined from word runs of three different questions (at most half of
   each, so a filler row never holds a whole evaluation question), with four options taken from
   four other items.
@@ -183,12 +183,12 @@ def filler_rows(rng: random.Random, count: int, questions: list[list[str]], opti
     return rows
 
 
-def other_options(rng: random.Random, options: dict[str, str], donors: list[dict[str, str]]) -> dict[str, str]:
-    """Another item's options (not the same set: PubMedQA's are all yes/no/maybe)."""
-    donor = rng.choice(donors)
-    while sorted(donor.values()) == sorted(options.values()):
-        donor = rng.choice(donors)
-    return dict(zip(OPTION_LETTERS, list(donor.values())))
+def other_options(rng: random.Random, item, eval_items: list) -> dict[str, str]:
+    """Another evaluation item's options (not the same set: PubMedQA's are all yes/no/maybe)."""
+    donor = rng.choice(eval_items)[1]
+    while sorted(donor.options.values()) == sorted(item.options.values()):
+        donor = rng.choice(eval_items)[1]
+    return dict(zip(OPTION_LETTERS, list(donor.options.values())))
 
 
 def build(shared, total: int, seed: int) -> tuple[list[dict], dict, list[dict]]:
@@ -225,15 +225,17 @@ def build(shared, total: int, seed: int) -> tuple[list[dict], dict, list[dict]]:
                                     perturbations=kinds, stem=name))
     long_questions = [(key, item) for key, item in eval_items if len(item.question.split()) >= WORD_EDIT_MIN_WORDS]
     for key, item in rng.sample(long_questions, 1000):
-        options = other_options(rng, item.options, [other.options for _, other in eval_items])
+        options = other_options(rng, item, eval_items)
         planted.append(make_row(f"eval-question-{key}", "Planted", item.question, options, "A", kind="eval question",
                                 origin=key, perturbations=["other options"], stem=stem_length(item.question)))
-    # Near misses take a clean pool row's options: another evaluation item's could be an item with
-    # the same generic stem, and the row would then be that item.
+    # Near misses take four options of four clean pool rows: another evaluation item's options could
+    # be those of an item with the same generic stem (the row would be that item), and one pool row's
+    # options would make the row a near duplicate of that pool row.
     short_stems = [(key, item) for key, item in eval_items if len(item.question.split()) < NEAR_MISS_MAX_WORDS]
+    clean_options = sorted({text for row in copyable for text in row["options"].values() if text})
     for key, item in rng.sample(short_stems, 1000):
         question = item.question if rng.random() < 0.5 else rng.choice(PREFIXES).format(n=7) + item.question
-        options = other_options(rng, item.options, [row["options"] for row in copyable])
+        options = dict(zip("ABCD", rng.sample(clean_options, 4)))
         planted.append(make_row(f"near-miss-{key}", "Planted", question, options, "A",
                                 kind="near miss", origin=f"near-miss-{key}", stem="short"))
 

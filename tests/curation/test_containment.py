@@ -91,3 +91,16 @@ def test_labels_share_one_lookup_and_each_answers_its_best() -> None:
     assert [(match.label, match.key) for match in found] == [("question", "eval/1")]
     both = index.find(probe("case 4 " + question, list(reversed(options))))
     assert sorted(match.label for match in both) == ["question", "question+options"]
+
+
+def test_items_added_after_a_lookup_are_found_and_keep_their_common_ngrams() -> None:
+    generic = "which of the following is the drug of choice"
+    items = [("eval/a", generic + " for absence seizures", OPTIONS),
+             ("eval/b", generic + " for trigeminal neuralgia", ["carbamazepine", "gabapentin"]),
+             ("eval/c", generic + " for status epilepticus", ["lorazepam", "phenytoin"])]
+    index = index_of(*items[:2], common_ngram_texts=1)  # the generic n-grams are common at once
+    assert index.find(probe(items[2][1], items[2][2])) == []
+    index.add(*items[2])
+    for key, question, options in items:
+        [match] = index.find(probe("q 1 " + question, options))
+        assert match.key == key and match.ngram_share == 1.0

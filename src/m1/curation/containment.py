@@ -4,7 +4,7 @@
     index.add("MedMCQA_validation/3f2a…", "drug of choice for absence seizures", ["ethosuximide", "valproate"])
     probe = Probe.of("q 12 drug of choise for absence seizures choose the best answer",
                      ["valproate", "ethosuximide", "phenytoin"], ngram_words=3)
-    index.find(probe)   # [Containment(key="MedMCQA_validation/3f2a…", label="", contained=0.983, ngram_share=0.5)]
+    index.find(probe)   # [Containment(key="MedMCQA_validation/3f2a…", label="", contained=0.982, ngram_share=0.5)]
 
 Symmetric similarity (`m1.curation.similarity`) falls as a copy grows: a ten-word stem with a prefix
 and an instruction line such as "Choose the best answer." is far below any useful ratio of the
@@ -24,7 +24,8 @@ alignment confirms:
   `partial_ratio`: the window most like it, so words added around it cost nothing), and each of its
   options is matched with the most similar new option (`fuzz.ratio`: an option such as "Stage 1" must
   be an option, not two letters somewhere). The share of the candidate's characters matched this
-  way is `contained`; at or above `threshold` the new item contains the candidate.
+  way is `contained`; at or above `threshold`, with at least `question_share` of the question itself
+  found (so that an item is never found by its options alone), the new item contains the candidate.
 
 n = 3 words (`ngram_words`): lm-eval-harness uses 13-grams, but MedMCQA stems are often shorter than
 13 words (median 11 in the suite), where a 13-gram cannot exist, and every typo removes up to n
@@ -36,7 +37,7 @@ where a typo costs a character and a different word costs the word, decides.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -114,6 +115,8 @@ class Probe:
 def _found_in(text: str, place: str, least: float) -> float:
     """Characters of `text` matched at its best place in `place` (`place` may add text around it);
     any figure below `least` when fewer than `least` are."""
+    if not text:
+        return 0.0
     if len(text) <= len(place):
         # partial_ratio aligns the shorter string in the longer: the matched share of `text`. The
         # cutoff lets RapidFuzz give up early on a long text that is not there.
@@ -159,8 +162,11 @@ class ContainmentIndex:
         self._items: list[tuple[str, tuple[str, ...]]] = []
         self._sizes: list[int] = []  # n-grams per item
         self._first: dict[tuple[str, str, tuple[str, ...]], int] = {}
-        self._postings: dict[Gram, list[int]] = {}
-        self._common: list[frozenset[Gram]] | None = None  # per item, its n-grams too common to propose
+        self._postings: defaultdict[Gram, list[int]] = defaultdict(list)
+        # Set aside at the first lookup after an add: the n-grams that propose, and per item the
+        # n-grams too common to propose.
+        self._proposing: dict[Gram, list[int]] = {}
+        self._common: list[frozenset[Gram]] | None = None
         self._needed: list[int] = []
 
     def add(self, key: str, question: str, options: Sequence[str] = (), label: str = "") -> None:
@@ -175,18 +181,21 @@ class ContainmentIndex:
         self._items.append((question, options))
         self._sizes.append(len(grams))
         for gram in grams:
-            self._postings.setdefault(gram, []).append(number)
+            self._postings[gram].append(number)
         self._common = None
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def _set_common_aside(self) -> None:
-        """Move n-grams held by too many items out of the postings, remembering them per item."""
+        """Split the n-grams into those that propose and those held by too many items."""
+        most = self.settings.common_ngram_texts
+        self._proposing = {gram: items for gram, items in self._postings.items() if len(items) <= most}
         common: list[set[Gram]] = [set() for _ in self._keys]
-        for gram in [gram for gram, items in self._postings.items() if len(items) > self.settings.common_ngram_texts]:
-            for number in self._postings.pop(gram):
-                common[number].add(gram)
+        for gram, items in self._postings.items():
+            if len(items) > most:
+                for number in items:
+                    common[number].add(gram)
         self._common = [frozenset(grams) for grams in common]
         # The fewest proposing n-grams an item must share to reach the floor with all its common ones.
         self._needed = [max(1, math.ceil(self.settings.ngram_floor * size - 1e-9) - len(grams))
@@ -197,8 +206,8 @@ class ContainmentIndex:
         equals), best first; labels with none are left out."""
         if self._common is None:
             self._set_common_aside()
-        postings = self._postings
-        hits = Counter(chain.from_iterable(postings[gram] for gram in probe.grams if gram in postings))
+        proposing = self._proposing
+        hits = Counter(chain.from_iterable(proposing[gram] for gram in probe.grams if gram in proposing))
         floor, threshold = self.settings.ngram_floor, self.settings.threshold
         best: dict[str, tuple[float, int, float]] = {}
         for number, count in hits.items():
