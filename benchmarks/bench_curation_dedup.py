@@ -8,9 +8,10 @@ The rows (the real MedQA/MedMCQA train splits are not available offline, so the 
 - planted duplicates: copies of real pool rows, 1-3 per origin, each with 1-3 of the changes a
   symmetric rule must see through (whitespace, case, punctuation, option order, a one-word edit
   in questions of 12+ words);
-- planted leaks: a copy of 8,000 evaluation items, a third each with a short (< 13 words), a
-  medium (13-39) and a long (40+) question, each with 1-3 of the changes real leaks show: the five
-  above, typos, a prefix ("Question 12:"), an appended instruction line ("Choose the best answer.");
+- planted leaks: a copy of up to 8,000 evaluation items, a third each with a short (< 13 words),
+  a medium (13-39; the suite has 2,306) and a long (40+) question, each with 1-3 of the changes
+  real leaks show: the five above, typos, a prefix ("Question 12:"), an appended instruction line
+  ("Choose the best answer.");
   and evaluation questions of 12+ words reused with another item's options (only the question
   view can see those);
 - near misses: short evaluation stems (under 10 words, such as "All of the following are true
@@ -25,7 +26,7 @@ same origin (the same normalised item); drops among real rows that the real rows
 contain (found by a pass over them before planting) are natural duplicates, reported apart. Rows
 planted for decontamination are left out of the dedup score. For decontamination only built rows
 are scored: leaks and reused questions are positives, and a flagged positive is right when the
-evaluation item it names is its origin (or a twin of it); filler, near misses and copies of pool
+evaluation item it names is its origin, a twin of it or an item its origin contains; filler, near misses and copies of pool
 rows are negatives; real rows that match the suite (all of PubMedQA: the suite holds all 1,000
 PQA-L items) are reported apart. Recall is printed per change, per stem length and overall, and
 for the symmetric rule alone (`containment: null`, the rule before containment was added) beside
