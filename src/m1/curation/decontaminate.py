@@ -22,9 +22,10 @@ proposed by word 3-gram containment of the evaluation side, confirmed when at le
 question and each option among its options, typos costing a character each), in the same two
 views. A question is looked for alone only from `containment.min_words` words: a shorter stem is
 inside many unrelated rows (of the 6,963 clean HEAD-QA and demo rows, looking for questions of 8+
-words alone flagged 29, of 10+ words 1, of 13+ none). Such a drop's detail names the item, the view and
-the shares found: "MedMCQA_validation/3f2a… (question+options view, contained 0.984, 0.62 of its
-3-grams)". `containment: null` turns this off (and is the paper's rule with `method: reference`).
+words alone flagged 29, of 10+ words 1, of 13+ none). Such a drop's detail names the item, the
+view and the shares found: "MedMCQA_validation/3f2a… (question+options view, contained 0.984,
+0.62 of its 3-grams)". `containment: null` turns this off; with `method: reference` it leaves the
+paper's rule alone.
 
 The original compared a long training prompt against a short evaluation question (so near-copies
 scored far below the cutoff) and its MMLU branch compared against single characters (so it never
