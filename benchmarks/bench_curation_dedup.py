@@ -5,21 +5,32 @@ paper's O(N²) fuzzy rule measured on a 5K subset in the same run.
 
 The rows (the real MedQA/MedMCQA train splits are not available offline, so the 200K are built):
 - real pool rows: HEAD-QA train/dev/test, PubMedQA PQA-L, the HuatuoGPT-o1 demo (7,963 rows);
-- planted duplicates: copies of real pool rows, 1-3 per origin, each with 1-3 perturbations
-  (whitespace, case, punctuation, option order, a one-word edit in questions of 12+ words);
-- planted contamination: a perturbed copy of most evaluation items (same perturbations), and
-  evaluation questions of 12+ words reused with another item's options (only the question view
-  can see those);
-- filler: unique rows recombined from three word runs of three different questions, with four
-  options taken from four other items.
+- planted duplicates: copies of real pool rows, 1-3 per origin, each with 1-3 of the changes a
+  symmetric rule must see through (whitespace, case, punctuation, option order, a one-word edit
+  in questions of 12+ words);
+- planted leaks: a copy of up to 8,000 evaluation items, a third each with a short (< 13 words),
+  a medium (13-39; the suite has 2,306) and a long (40+) question, each with 1-3 of the changes
+  real leaks show: the five above, typos, a prefix ("Question 12:"), an appended instruction line
+  ("Choose the best answer.");
+  and evaluation questions of 12+ words reused with another item's options (only the question
+  view can see those);
+- near misses: short evaluation stems (under 10 words, such as "All of the following are true
+  except") with options of clean pool rows, half with a prefix: the same stem is not the same item;
+- filler: unique rows recombined from word runs of three different questions (at most half of
+  each, so a filler row never holds a whole evaluation question), with four options taken from
+  four other items.
 Rows are shuffled, so copies come before or after their origin.
 
 Ground truth: a dedup drop is right when the dropped row and the kept twin it names come from the
 same origin (the same normalised item); drops among real rows that the real rows alone already
-contain (found by a pass over them before planting) are natural duplicates, reported apart. For
-decontamination only built rows are scored: copies of evaluation items and reused questions are
-positives, filler and copies of pool rows that do not match the suite are negatives; real rows
-that match the suite (all of PubMedQA: the suite holds all 1,000 PQA-L items) are reported apart.
+contain (found by a pass over them before planting) are natural duplicates, reported apart. Rows
+planted for decontamination are left out of the dedup score. For decontamination only built rows
+are scored: leaks and reused questions are positives, and a flagged positive is right when the
+evaluation item it names is its origin, a twin of it or an item its origin contains; filler, near misses and copies of pool
+rows are negatives; real rows that match the suite (all of PubMedQA: the suite holds all 1,000
+PQA-L items) are reported apart. Recall is printed per change, per stem length and overall, and
+for the symmetric rule alone (`containment: null`, the rule before containment was added) beside
+the full stage.
 
 Baseline, measured in the same run on the 5K subset: the reference rule (`fuzz.ratio >= 95` on raw
 text against every kept row / every evaluation item, top 5), whose cost grows with N² for dedup
@@ -31,6 +42,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import string
 import sys
 import time
 from collections import Counter, defaultdict
@@ -38,30 +50,64 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from m1.curation.containment import Probe, contained_share
 from m1.curation.decontaminate import DecontamConfig, Decontaminate
 from m1.curation.dedup import DedupConfig, Deduplicate
 from m1.curation.ingest import Ingest, IngestConfig, PoolConfig
 from m1.curation.sft_format import sft_prompt
 from m1.curation.stage import Drop
-from m1.curation.text import item_view, question_view
+from m1.curation.text import item_segments, item_view, question_view
 from m1.data.items import OPTION_LETTERS
 from m1.data.suite import SUITE_FILE_NAME, load_suite, shared_data_dir
 
 WORD_EDIT_MIN_WORDS = 12
 THRESHOLD = DedupConfig().threshold  # the similarity rule both methods apply (fuzz.ratio / 100)
-PERTURBATIONS = ("whitespace", "case", "punctuation", "option order", "word edit")
+DECONTAM = DecontamConfig()
+CONTAINMENT = DECONTAM.containment
+# Changes a symmetric rule sees through (pool copies, dedup) and those it does not (leaks).
+SYMMETRIC_CHANGES = ("whitespace", "case", "punctuation", "option order", "word edit")
+LEAK_CHANGES = (*SYMMETRIC_CHANGES, "typo", "prefix", "instruction")
+PREFIXES = ("Question: ", "Q: ", "Q{n}. ", "Question {n}) ", "{n}. ", "Answer the following question.\n",
+            "The following is a multiple choice question about medicine.\n", "Medical entrance exam: ",
+            "Read the question and choose the correct option. ")
+INSTRUCTIONS = ("\nChoose the best answer.", "\nChoose the correct option.", " Select one.",
+                "\nAnswer with the letter of the correct option.", "\nGive the single best answer.",
+                "\nAnswer:", " (choose one)")
+STEM_LENGTHS = (("short", 0), ("medium", CONTAINMENT.min_words), ("long", 40))  # by normalised words
+DECONTAM_KINDS = ("eval copy", "eval question")  # planted for decontamination: positives
+NEAR_MISS_MAX_WORDS = DECONTAM.question_min_words  # under this, a question alone is never a match
+
+
+def stem_length(question: str) -> str:
+    words = len(question_view(question).split())
+    return [name for name, least in STEM_LENGTHS if words >= least][-1]
 
 
 # --------------------------------------------------------------------------- building the rows
 
 
+def add_typo(rng: random.Random, word: str) -> str:
+    """One slip of the keyboard inside a word of 4+ letters: swapped, dropped, doubled or wrong letter."""
+    at = rng.randrange(1, len(word) - 2)
+    action = rng.choice(["swap", "drop", "double", "replace"])
+    if action == "swap":
+        return word[:at] + word[at + 1] + word[at] + word[at + 2:]
+    if action == "drop":
+        return word[:at] + word[at + 1:]
+    if action == "double":
+        return word[:at] + word[at] + word[at:]
+    return word[:at] + rng.choice(string.ascii_lowercase.replace(word[at].lower(), "")) + word[at + 1:]
+
+
 def perturb(rng: random.Random, question: str, options: dict[str, str], answer_idx: str,
-            vocabulary: list[str]) -> tuple[str, dict[str, str], str, list[str]]:
-    """A copy changed in 1-3 ways a human or a scraper would change it; returns what was done."""
-    kinds = [kind for kind in PERTURBATIONS
-             if kind != "word edit" or len(question.split()) >= WORD_EDIT_MIN_WORDS]
+            vocabulary: list[str], changes: tuple[str, ...]) -> tuple[str, dict[str, str], str, list[str]]:
+    """A copy changed in 1-3 of `changes`, as a human or a scraper would change it; returns what was done."""
+    kinds = [kind for kind in changes
+             if (kind != "word edit" or len(question.split()) >= WORD_EDIT_MIN_WORDS)
+             and (kind != "typo" or any(len(word) >= 4 and word.isalpha() for word in question.split(" ")))]
     chosen = rng.sample(kinds, rng.randint(1, min(3, len(kinds))))
-    for kind in chosen:
+    # Typos first (between single spaces) and added text last, so that they touch the original words only.
+    for kind in sorted(chosen, key=lambda kind: (kind in ("prefix", "instruction"), kind != "typo")):
         if kind == "whitespace":
             question = "  " + re.sub(r" ", lambda _: rng.choice([" ", "  ", "\n", " "]), question) + " \n"
         elif kind == "case":
@@ -75,6 +121,17 @@ def perturb(rng: random.Random, question: str, options: dict[str, str], answer_i
             rng.shuffle(texts)
             options = dict(zip(OPTION_LETTERS, texts))
             answer_idx = next(letter for letter, text in options.items() if text == answer_text)
+        elif kind == "typo":  # 1-2 in a short question, 1-3 in a longer one
+            words = question.split(" ")
+            eligible = [at for at, word in enumerate(words) if len(word) >= 4 and word.isalpha()]
+            most = 2 if len(words) < CONTAINMENT.min_words else 3
+            for at in rng.sample(eligible, min(len(eligible), rng.randint(1, most))):
+                words[at] = add_typo(rng, words[at])
+            question = " ".join(words)
+        elif kind == "prefix":
+            question = rng.choice(PREFIXES).format(n=rng.randint(1, 200)) + question
+        elif kind == "instruction":
+            question = question + rng.choice(INSTRUCTIONS)
         else:  # one word replaced, deleted or repeated
             words = question.split(" ")
             at = rng.randrange(len(words))
@@ -113,10 +170,10 @@ def filler_rows(rng: random.Random, count: int, questions: list[list[str]], opti
     while len(rows) < count:
         parts = []
         for words in rng.sample(questions, 3):
-            length = rng.randint(6, 16)
-            start = rng.randrange(max(1, len(words) - length + 1))
+            length = rng.randint(min(6, len(words) // 2), min(16, len(words) // 2))
+            start = rng.randrange(len(words) - length + 1)
             parts.append(" ".join(words[start:start + length]))
-        question = " ".join(parts).rstrip("?.:") + "?"
+        question = " ".join(part for part in parts if part).rstrip("?.:") + "?"
         row_options = dict(zip("ABCD", rng.sample(options, 4)))
         view = item_view(question, row_options)
         if view in seen:
@@ -125,6 +182,14 @@ def filler_rows(rng: random.Random, count: int, questions: list[list[str]], opti
         uid = f"filler-{len(rows)}"
         rows.append(make_row(uid, "Filler", question, row_options, "A", kind="filler", origin=uid))
     return rows
+
+
+def other_options(rng: random.Random, item, eval_items: list) -> dict[str, str]:
+    """Another evaluation item's options (not the same set: PubMedQA's are all yes/no/maybe)."""
+    donor = rng.choice(eval_items)[1]
+    while sorted(donor.options.values()) == sorted(item.options.values()):
+        donor = rng.choice(eval_items)[1]
+    return dict(zip(OPTION_LETTERS, list(donor.options.values())))
 
 
 def build(shared, total: int, seed: int) -> tuple[list[dict], dict, list[dict]]:
@@ -147,26 +212,39 @@ def build(shared, total: int, seed: int) -> tuple[list[dict], dict, list[dict]]:
     copyable = [row for row in real if row["uid"] not in natural_contaminated]
     for origin in rng.sample(copyable, min(len(copyable), 6000)):
         for copy in range(rng.randint(1, 3)):
-            q, o, a, kinds = perturb(rng, origin["question"], origin["options"], origin["answer_idx"], vocabulary)
+            q, o, a, kinds = perturb(rng, origin["question"], origin["options"], origin["answer_idx"], vocabulary,
+                                     SYMMETRIC_CHANGES)
             planted.append(make_row(f"{origin['uid']}~{copy}", origin["source"], q, o, a, kind="pool copy",
                                     origin=origin["uid"], perturbations=kinds))
-    for key, item in rng.sample(eval_items, 8000):
-        q, o, a, kinds = perturb(rng, item.question, item.options, item.answer_idx, vocabulary)
-        planted.append(make_row(f"eval-copy-{key}", "Planted", q, o, a, kind="eval copy", origin=key,
-                                perturbations=kinds))
+    by_length: dict[str, list] = defaultdict(list)
+    for key, item in eval_items:
+        by_length[stem_length(item.question)].append((key, item))
+    for name, _ in STEM_LENGTHS:
+        for key, item in rng.sample(by_length[name], min(len(by_length[name]), 8000 // len(STEM_LENGTHS))):
+            q, o, a, kinds = perturb(rng, item.question, item.options, item.answer_idx, vocabulary, LEAK_CHANGES)
+            planted.append(make_row(f"eval-copy-{key}", "Planted", q, o, a, kind="eval copy", origin=key,
+                                    perturbations=kinds, stem=name))
     long_questions = [(key, item) for key, item in eval_items if len(item.question.split()) >= WORD_EDIT_MIN_WORDS]
     for key, item in rng.sample(long_questions, 1000):
-        donor = rng.choice(eval_items)[1]
-        while sorted(donor.options.values()) == sorted(item.options.values()):  # PubMedQA: all yes/no/maybe
-            donor = rng.choice(eval_items)[1]
-        options = dict(zip(OPTION_LETTERS, list(donor.options.values())))
-        planted.append(make_row(f"eval-question-{key}", "Planted", item.question, options, "A",
-                                kind="eval question", origin=key, perturbations=["other options"]))
+        options = other_options(rng, item, eval_items)
+        planted.append(make_row(f"eval-question-{key}", "Planted", item.question, options, "A", kind="eval question",
+                                origin=key, perturbations=["other options"], stem=stem_length(item.question)))
+    # Near misses take four options of four clean pool rows: another evaluation item's options could
+    # be those of an item with the same generic stem (the row would be that item), and one pool row's
+    # options would make the row a near duplicate of that pool row.
+    short_stems = [(key, item) for key, item in eval_items if len(item.question.split()) < NEAR_MISS_MAX_WORDS]
+    clean_options = sorted({text for row in copyable for text in row["options"].values() if text})
+    for key, item in rng.sample(short_stems, 1000):
+        question = item.question if rng.random() < 0.5 else rng.choice(PREFIXES).format(n=7) + item.question
+        options = dict(zip("ABCD", rng.sample(clean_options, 4)))
+        planted.append(make_row(f"near-miss-{key}", "Planted", question, options, "A",
+                                kind="near miss", origin=f"near-miss-{key}", stem="short"))
 
     texts = [row["question"].split() for row in real] + [item.question.split() for _, item in eval_items]
     option_texts = sorted({t for row in real for t in row["options"].values() if t} |
                           {t for _, item in eval_items for t in item.options.values() if t})
-    filler = filler_rows(rng, total - len(real) - len(planted), texts, option_texts)
+    filler = filler_rows(rng, total - len(real) - len(planted), [words for words in texts if len(words) >= 2],
+                         option_texts)
     rows = real + planted + filler
     rng.shuffle(rows)
     natural = {"dup_pairs": [(row["uid"], o.detail.split()[4]) for row, o in zip(real, natural_dups)
@@ -175,8 +253,9 @@ def build(shared, total: int, seed: int) -> tuple[list[dict], dict, list[dict]]:
     return rows, natural, [{"key": key, "item": item} for key, item in eval_items]
 
 
-def decontaminator(method: str = "minhash") -> Decontaminate:
-    return Decontaminate(DecontamConfig(method=method))
+def decontaminator(method: str = "minhash", containment: bool = True) -> Decontaminate:
+    config = DecontamConfig(method=method)
+    return Decontaminate(config if containment else config.model_copy(update={"containment": None}))
 
 
 # --------------------------------------------------------------------------- scoring
@@ -203,6 +282,9 @@ class Groups:
             return "view:" + self.eval_views[row["origin"]]
         return row["uid"] if row["kind"] == "eval question" else row["origin"]
 
+    def of_eval(self, key: str) -> str:
+        return self.find("view:" + self.eval_views[key])
+
     def find(self, key: str) -> str:
         while self.parent.get(key, key) != key:
             key = self.parent[key]
@@ -213,11 +295,11 @@ class Groups:
 
 
 def score_dedup(rows: list[dict], outcomes: list, groups: Groups, real_uids: set[str]) -> dict[str, Any]:
-    # Reused evaluation questions test decontamination's question view; whether one is a duplicate
-    # of its origin depends on how long the question is next to its options, so dedup leaves them out.
-    reused = {row["uid"] for row in rows if row["kind"] == "eval question"}
+    # Rows planted for decontamination test that stage; whether a leak is a duplicate of another
+    # depends on what it adds to its origin, so dedup leaves them out.
+    reused = {row["uid"] for row in rows if row["kind"] in DECONTAM_KINDS}
     members = Counter(groups.of[row["uid"]] for row in rows if row["uid"] not in reused)
-    planted_groups = {groups.of[row["uid"]] for row in rows if row["kind"] in ("pool copy", "eval copy")}
+    planted_groups = {groups.of[row["uid"]] for row in rows if row["kind"] == "pool copy"}
     expected = sum(members[g] - 1 for g in planted_groups)
     right = wrong = natural = skipped = 0
     for row, outcome in zip(rows, outcomes):
@@ -255,27 +337,89 @@ def score_dedup(rows: list[dict], outcomes: list, groups: Groups, real_uids: set
             "precision": right / (right + wrong) if right + wrong else 1.0}
 
 
-def score_decontam(rows: list[dict], outcomes: list, natural: set[str], eval_by_key: dict[str, Any]) -> dict[str, Any]:
-    positives = {row["uid"] for row in rows if row["kind"] in ("eval copy", "eval question")}
+NAMED = re.compile(r"(\S+) \((?:question\+options|question) view")
+
+
+def within_rules(row: dict, origin, containment: bool) -> bool:
+    """Whether the stage's rules, applied to the row and its origin alone, call it a match."""
+    if row["kind"] == "eval question" or len(origin.question.split()) >= DECONTAM.question_min_words:
+        if fuzz.ratio(question_view(row["question"]), question_view(origin.question)) / 100 >= THRESHOLD:
+            return True
+    if fuzz.ratio(view_of(row), item_view(origin.question, origin.options)) / 100 >= THRESHOLD:
+        return True
+    if not containment:
+        return False
+    mine = item_segments(row["question"], row["options"])
+    probe = Probe.of(mine[0], mine[1:], CONTAINMENT.ngram_words)
+    question, *options = item_segments(origin.question, origin.options)
+    views = [options] + ([[]] if len(question.split()) >= CONTAINMENT.min_words else [])
+    return any(contained_share(question, view, probe, CONTAINMENT) >= CONTAINMENT.threshold
+               for view in views)
+
+
+def contains(item, other) -> bool:
+    """Whether an evaluation item holds another by the containment rule (the suite has such pairs)."""
+    question, *options = item_segments(item.question, item.options)
+    other_question, *other_options = item_segments(other.question, other.options)
+    probe = Probe.of(question, options, CONTAINMENT.ngram_words)
+    return contained_share(other_question, other_options, probe, CONTAINMENT) >= CONTAINMENT.threshold
+
+
+def rate(hits: int, total: int) -> float:
+    return hits / total if total else 1.0
+
+
+def score_decontam(rows: list[dict], outcomes: list, natural: set[str], eval_by_key: dict[str, Any],
+                   groups: Groups, containment: bool = True) -> dict[str, Any]:
     scored = [(row, o) for row, o in zip(rows, outcomes) if row["kind"] != "real"]
-    flagged = {row["uid"] for row, o in scored if isinstance(o, Drop)}
-    found = flagged & positives
+    positives = [row for row, _ in scored if row["kind"] in DECONTAM_KINDS]
+
+    def right(row: dict, outcome: Drop) -> bool:
+        """A flag is right when the item it names is the row's origin, a twin of it, an item with
+        the same question (for the question view), or an item the origin itself contains."""
+        origin = eval_by_key[row["origin"]]
+        return any(groups.of_eval(key) == groups.of_eval(row["origin"]) or
+                   question_view(eval_by_key[key].question) == question_view(origin.question) or
+                   contains(origin, eval_by_key[key]) for key in NAMED.findall(outcome.detail))
+
+    verdicts: dict[str, str] = {}  # uid -> "found", "wrong item", "missed", "false"
+    for row, outcome in scored:
+        flagged = isinstance(outcome, Drop)
+        if row["kind"] in DECONTAM_KINDS:
+            verdicts[row["uid"]] = ("found" if right(row, outcome) else "wrong item") if flagged else "missed"
+        elif flagged:
+            verdicts[row["uid"]] = "false"
     missed = Counter()
-    for row, _ in scored:
-        if row["uid"] in positives - flagged:
-            origin = eval_by_key[row["origin"]]
-            views = [(view_of(row), item_view(origin.question, origin.options))]
-            if row["kind"] == "eval question" or len(origin.question.split()) >= DecontamConfig().question_min_words:
-                views.append((question_view(row["question"]), question_view(origin.question)))
-            below = all(fuzz.ratio(mine, theirs) / 100 < THRESHOLD for mine, theirs in views)
-            missed["below the rule" if below else "not found"] += 1
+    for row in positives:
+        if verdicts[row["uid"]] == "missed":
+            inside = within_rules(row, eval_by_key[row["origin"]], containment)
+            missed["not found" if inside else "below the rules"] += 1
+
+    def summary(group: list[dict], negatives: int = 0) -> dict[str, Any]:
+        counts = Counter(verdicts.get(row["uid"]) for row in group)
+        flagged = counts["found"] + counts["wrong item"] + negatives
+        return {"n": len(group), "found": counts["found"], "recall": rate(counts["found"], len(group)),
+                "precision": rate(counts["found"], flagged)}
+
+    false = sum(verdict == "false" for verdict in verdicts.values())
+    false_by_kind = Counter(row["kind"] for row, _ in scored if verdicts.get(row["uid"]) == "false")
+    by_change = {kind: summary([row for row in positives if row["kind"] == "eval copy"
+                                and kind in row["perturbations"]]) for kind in LEAK_CHANGES}
+    by_change["other options"] = summary([row for row in positives if row["kind"] == "eval question"])
+    by_change["2-3 changes"] = summary([row for row in positives if len(row.get("perturbations", [])) > 1])
+    near_misses = [row for row, _ in scored if row["kind"] == "near miss"]
+    by_length = {name: summary([row for row in positives if row["stem"] == name],
+                               negatives=false_by_kind["near miss"] if name == "short" else 0)
+                 for name, _ in STEM_LENGTHS}
     real_flagged = Counter(row["source"] for row, o in zip(rows, outcomes)
                            if row["kind"] == "real" and isinstance(o, Drop))
-    return {"positives": len(positives), "found": len(found), "false": len(flagged - positives),
-            "recall": len(found) / len(positives) if positives else 1.0,
-            "precision": len(found) / len(flagged) if flagged else 1.0,
-            "missed": dict(missed), "real_flagged": dict(real_flagged),
-            "real_expected": len(natural & {row["uid"] for row in rows})}
+    overall = summary(positives, negatives=false)
+    return {"positives": len(positives), "found": overall["found"], "false": false,
+            "false_by_kind": dict(false_by_kind), "near_misses": len(near_misses),
+            "wrong_item": sum(verdict == "wrong item" for verdict in verdicts.values()),
+            "recall": overall["recall"], "precision": overall["precision"],
+            "by_change": by_change, "by_length": by_length, "missed": dict(missed),
+            "real_flagged": dict(real_flagged), "real_expected": len(natural & {row["uid"] for row in rows})}
 
 
 def subset(rows: list[dict], size: int, seed: int) -> list[dict]:
@@ -292,9 +436,9 @@ def subset(rows: list[dict], size: int, seed: int) -> list[dict]:
             break
         chosen += group
     taken = {row["uid"] for row in chosen}
-    contaminated = [row for row in rows if row["kind"] in ("eval copy", "eval question") and row["uid"] not in taken]
+    contaminated = [row for row in rows if row["kind"] in DECONTAM_KINDS and row["uid"] not in taken]
     taken |= {row["uid"] for row in rng.sample(contaminated, int(size * 0.15))}
-    rest = [row for row in rows if row["uid"] not in taken and row["kind"] in ("filler", "real")]
+    rest = [row for row in rows if row["uid"] not in taken and row["kind"] in ("filler", "real", "near miss")]
     taken |= {row["uid"] for row in rng.sample(rest, size - len(taken))}
     return [row for row in rows if row["uid"] in taken]  # in the shuffled order of the whole set
 
@@ -312,16 +456,25 @@ def run_decontam(stage: Decontaminate, rows: list[dict]) -> list:
     return outcomes
 
 
-def describe(name: str, dedup: dict, decontam: dict) -> None:
-    print(f"  {name:<9} dedup {dedup['recall']:.4f} recall / {dedup['precision']:.4f} precision "
-          f"({dedup['right']:,} of {dedup['expected']:,} planted duplicates dropped, {dedup['wrong']:,} wrong drops; "
-          f"misses: {dedup['below_rule']:,} below the {THRESHOLD} rule itself, {dedup['not_found']:,} not found, "
-          f"{dedup['expected'] - dedup['right'] - dedup['below_rule'] - dedup['not_found']:,} dropped as twins of "
-          f"reused questions; {dedup['natural']:,} natural, {dedup['reused']:,} drops involving reused questions)")
+def describe(name: str, dedup: dict | None, decontam: dict) -> None:
+    if dedup is not None:
+        print(f"  {name:<9} dedup {dedup['recall']:.4f} recall / {dedup['precision']:.4f} precision "
+              f"({dedup['right']:,} of {dedup['expected']:,} planted duplicates dropped, {dedup['wrong']:,} wrong "
+              f"drops; misses: {dedup['below_rule']:,} below the {THRESHOLD} rule itself, {dedup['not_found']:,} "
+              f"not found, {dedup['expected'] - dedup['right'] - dedup['below_rule'] - dedup['not_found']:,} "
+              f"dropped as twins of leaks; {dedup['natural']:,} natural, {dedup['reused']:,} drops involving leaks)")
     print(f"  {'':<9} decontamination {decontam['recall']:.4f} recall / {decontam['precision']:.4f} precision "
-          f"({decontam['found']:,} of {decontam['positives']:,} planted found, {decontam['false']:,} false; "
-          f"misses: {decontam['missed'].get('below the rule', 0):,} below the rule, "
+          f"({decontam['found']:,} of {decontam['positives']:,} planted found, {decontam['wrong_item']:,} naming "
+          f"another item, {decontam['false']:,} false {decontam['false_by_kind'] or ''}; misses: "
+          f"{decontam['missed'].get('below the rules', 0):,} below the rules, "
           f"{decontam['missed'].get('not found', 0):,} not found)")
+
+
+def describe_breakdown(decontam: dict) -> None:
+    for title, table in (("per change", decontam["by_change"]), ("per stem length", decontam["by_length"])):
+        cells = [f"{name} {cell['recall']:.4f}/{cell['precision']:.4f} (n={cell['n']:,})"
+                 for name, cell in table.items()]
+        print(f"    recall/precision {title}: " + ", ".join(cells))
 
 
 def main() -> int:
@@ -345,30 +498,40 @@ def main() -> int:
     eval_views = {key: item_view(item.question, item.options) for key, item in eval_by_key.items()}
     real_uids = {row["uid"] for row in rows if row["kind"] == "real"}
     groups = Groups(rows, natural, eval_views)
+    changes = Counter(k for row in rows if row["kind"] in DECONTAM_KINDS for k in row["perturbations"])
+    lengths = Counter(row["stem"] for row in rows if row["kind"] in DECONTAM_KINDS)
+    print("leaks planted: " + ", ".join(f"{k} {n:,}" for k, n in changes.most_common()) +
+          "; by stem length: " + ", ".join(f"{name} {lengths[name]:,}" for name, _ in STEM_LENGTHS))
 
     print(f"\nminhash, all {len(rows):,} rows (2 cores, one process):")
     dedup_out, dedup_s = timed(Deduplicate(DedupConfig()).process_all, rows)
     decontam_out, decontam_s = timed(run_decontam, decontaminator(), rows)
     dedup_score = score_dedup(rows, dedup_out, groups, real_uids)
-    decontam_score = score_decontam(rows, decontam_out, natural["contaminated"], eval_by_key)
+    decontam_score = score_decontam(rows, decontam_out, natural["contaminated"], eval_by_key, groups)
     print(f"  wall time: dedup {dedup_s:.1f} s + decontamination {decontam_s:.1f} s "
           f"(suite index included) = {dedup_s + decontam_s:.1f} s")
     describe("", dedup_score, decontam_score)
+    describe_breakdown(decontam_score)
     print(f"  real rows matching the suite: {decontam_score['real_flagged']} "
           f"(found before planting: {decontam_score['real_expected']})")
-    recall_by_kind = Counter(k for row in rows if row["kind"] != "real" for k in row.get("perturbations", []))
-    print("  perturbations planted: " + ", ".join(f"{k} {n:,}" for k, n in recall_by_kind.most_common()))
+    symmetric_out, symmetric_s = timed(run_decontam, decontaminator(containment=False), rows)
+    symmetric = score_decontam(rows, symmetric_out, natural["contaminated"], eval_by_key, groups, containment=False)
+    print(f"  the symmetric rule alone (containment: null), {symmetric_s:.1f} s:")
+    describe("", None, symmetric)
+    describe_breakdown(symmetric)
 
     small = subset(rows, args.subset, args.seed)
     print(f"\nsubset of {len(small):,} rows ({dict(Counter(row['kind'] for row in small))}):")
     results = {}
     for method in ("minhash", "reference"):
         (d_out, d_s) = timed(Deduplicate(DedupConfig(method=method)).process_all, small)
-        (c_out, c_s) = timed(run_decontam, decontaminator(method), small)
+        # The reference is the paper's rule alone; minhash runs as the stage does by default.
+        (c_out, c_s) = timed(run_decontam, decontaminator(method, containment=method == "minhash"), small)
         results[method] = (d_s, c_s)
         print(f"  {method:<9} dedup {d_s:.1f} s, decontamination {c_s:.1f} s")
         describe(method, score_dedup(small, d_out, groups, real_uids),
-                 score_decontam(small, c_out, natural["contaminated"], eval_by_key))
+                 score_decontam(small, c_out, natural["contaminated"], eval_by_key, groups,
+                                containment=method == "minhash"))
 
     minhash_small, reference_small = (sum(results[m]) for m in ("minhash", "reference"))
     print(f"  same {len(small):,} rows: reference {reference_small:.1f} s, minhash {minhash_small:.1f} s "

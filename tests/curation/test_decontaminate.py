@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,7 @@ def test_copies_of_real_eval_items_are_caught_in_both_views(small_suite: Path, s
     edited_key = f"MedQA_USLME_test/{suite_items['MedQA_USLME_test'][1].uid}"
     assert details["edited"].startswith(f"{edited_key} (question+options view, similarity 0.9")
     assert manifest["extra"]["matches_by_view"] == {"question+options": 2, "question": 3}
+    assert manifest["extra"]["contained_by_view"] == {}  # containment only searches rows nothing matched
 
 
 def test_short_questions_are_compared_with_their_options_only(small_suite: Path, suite_items: dict) -> None:
@@ -73,6 +76,102 @@ def test_reference_rule_compares_raw_text(small_suite: Path, suite_items: dict) 
     reordered = dict(zip("ABCD", reversed(list(medqa.options.values()))))
     rows = [make_row(medqa.question, medqa.options, medqa.answer_idx, uid="verbatim"),
             make_row(medqa.question.upper(), reordered, "A", uid="recased-reordered")]
-    verbatim, recased = stage_for(small_suite, method="reference").process_batch(rows)
+    verbatim, recased = stage_for(small_suite, method="reference", containment=None).process_batch(rows)
     assert verbatim.reason == "contaminated: MedQA_USLME_test" and "exact" in verbatim.detail
     assert not isinstance(recased, Drop)  # what the minhash method catches (first test) the raw rule misses
+
+
+# --------------------------------------------------------------------------- leaks that grow
+
+Perturb = Callable[[str, dict[str, str]], tuple[str, dict[str, str]]]
+
+
+def _typo(question: str) -> str:
+    """Two letters swapped inside the longest word (the slip of a hurried copy)."""
+    word = max(re.findall(r"[A-Za-z]{4,}", question), key=len)
+    return question.replace(word, word[0] + word[2] + word[1] + word[3:], 1)
+
+
+def _reversed(options: dict[str, str]) -> dict[str, str]:
+    return dict(zip("ABCDEFGHIJ", reversed(list(options.values()))))
+
+
+PERTURBATIONS: dict[str, Perturb] = {
+    "re-spaced": lambda q, o: ("  " + q.replace(" ", "  \n ") + " \n", o),
+    "re-cased": lambda q, o: (q.upper(), {letter: text.lower() for letter, text in o.items()}),
+    "typo": lambda q, o: (_typo(q), o),
+    "shuffled options": lambda q, o: (q, _reversed(o)),
+    "prefix": lambda q, o: ("Question 12: " + q, o),
+    "instruction": lambda q, o: (q + "\nChoose the best answer.", o),
+    "all of these": lambda q, o: ("Q7. " + _typo(q).upper().replace(" ", "  ") + "\nAnswer with the letter of the "
+                                  "correct option.", _reversed({k: v.lower() for k, v in o.items()})),
+}
+
+
+def _short_stems(suite_items: dict) -> list:
+    """Every MedMCQA item of the small suite with a question under 10 words (too short for either
+    rule to look for the question alone)."""
+    return [item for item in suite_items["MedMCQA_validation"] if len(item.question.split()) < 10]
+
+
+@pytest.mark.parametrize("kind", list(PERTURBATIONS))
+@pytest.mark.parametrize("length", ["short", "long"])
+def test_every_kind_of_leak_is_caught_on_short_and_long_stems(small_suite: Path, suite_items: dict,
+                                                               kind: str, length: str) -> None:
+    source = "MedMCQA_validation" if length == "short" else "MedQA_USLME_test"
+    items = _short_stems(suite_items) if length == "short" else suite_items[source][:20]
+    assert len(items) >= 20
+    rows = [make_row(*PERTURBATIONS[kind](item.question, item.options), uid=f"leak-{i}")
+            for i, item in enumerate(items)]
+    outcomes = stage_for(small_suite).process_batch(rows)
+    for item, outcome in zip(items, outcomes):
+        assert isinstance(outcome, Drop), f"{kind} copy of {item.question!r} was kept"
+        assert outcome.reason == f"contaminated: {source}"
+        assert re.search(rf"{source}/{item.uid} \((question\+options|question) view, ", outcome.detail), outcome.detail
+
+
+def test_a_grown_short_stem_is_found_by_containment_and_named(small_suite: Path, suite_items: dict) -> None:
+    short = _short_stems(suite_items)
+    rows = [make_row(*PERTURBATIONS["all of these"](item.question, item.options)) for item in short]
+    outcomes = stage_for(small_suite).process_batch(rows)
+    for item, outcome in zip(short, outcomes):
+        # Only the question+options view looks for a short stem, and the detail gives both shares.
+        assert re.fullmatch(rf"MedMCQA_validation/{item.uid} \(question\+options view, contained (0\.9[5-9]\d|1\.000), "
+                            rf"[01]\.\d\d of its 3-grams\)", outcome.detail), outcome.detail
+    # The symmetric rule alone (the stage before containment) keeps every one of these rows.
+    symmetric_only = stage_for(small_suite, containment=None).process_batch(rows)
+    assert not any(isinstance(outcome, Drop) for outcome in symmetric_only)
+
+
+def test_near_misses_are_kept(small_suite: Path, suite_items: dict) -> None:
+    short = _short_stems(suite_items)
+    medqa = suite_items["MedQA_USLME_test"][:20]
+    rows = [
+        # A short stem, grown as a leak would be, with another item's options: the same stem is
+        # not the same item ("Skeletal muscles", "Iron is present in all, EXCEPT").
+        *(make_row("Question 12: " + item.question + "\nChoose the best answer.", other.options)
+          for item, other in zip(short, short[1:] + short[:1])),
+        # Generic stems that every exam repeats, with options of an item whose question differs.
+        *(make_row(stem, item.options) for stem, item in zip(
+            ["Which of the following statements is not true?", "All of the following are true except:",
+             "Which of the following is the most likely diagnosis?", "Choose the best answer."], medqa)),
+        # The same topic: half of a vignette, then another question, with another item's options.
+        *(make_row(" ".join(item.question.split()[:len(item.question.split()) // 2]) +
+                   " What is the most appropriate next step in management?", other.options)
+          for item, other in zip(medqa, medqa[1:] + medqa[:1])),
+    ]
+    outcomes = stage_for(small_suite).process_batch(rows)
+    flagged = [(row["question"], outcome.detail) for row, outcome in zip(rows, outcomes) if isinstance(outcome, Drop)]
+    assert flagged == []
+
+
+def test_containment_settings_are_validated_and_can_be_turned_off(small_suite: Path, suite_items: dict) -> None:
+    item = _short_stems(suite_items)[0]
+    row = make_row(*PERTURBATIONS["prefix"](item.question, item.options))
+    assert isinstance(stage_for(small_suite).process_batch([row])[0], Drop)
+    assert stage_for(small_suite, containment=None).process_batch([row]) == [row]
+    # A threshold stricter than what the copy (with a typo) reaches keeps it.
+    typo = make_row(*PERTURBATIONS["all of these"](item.question, item.options))
+    assert stage_for(small_suite, containment={"threshold": 1.0}).process_batch([typo]) == [typo]
+    with pytest.raises(ValueError, match="ngram_wrods"):
+        DecontamConfig(containment={"ngram_wrods": 2})

@@ -2,6 +2,7 @@
 
     question_view("What is the DRUG of choice?")                  # "what is the drug of choice"
     item_view("Drug of choice?", {"A": "X", "B": "Y"})            # same for {"A": "Y", "B": "X"}
+    item_segments("Drug of choice?", {"A": "Y", "B": "X"})        # ["drug of choice", "x", "y"]
 
 Normalising folds case (Unicode casefold after NFKC), turns punctuation into spaces and collapses
 whitespace, so copies that differ only in those respects compare equal. The item view appends the
@@ -28,7 +29,12 @@ def question_view(question: str) -> str:
     return normalize(question)
 
 
+def item_segments(question: str, options: Mapping[str, str]) -> list[str]:
+    """The normalised question, then its normalised option texts sorted."""
+    return [normalize(question), *sorted(normalize(text) for text in options.values())]
+
+
 def item_view(question: str, options: Mapping[str, str]) -> str:
     """The question and its options as one text that does not depend on the options' order."""
-    return "\n".join([normalize(question), *sorted(normalize(text) for text in options.values())])
+    return "\n".join(item_segments(question, options))
 
