@@ -51,7 +51,7 @@ def test_strict_decides_on_the_final_content_and_every_verdict_is_kept(tmp_path)
 
 
 def test_the_notebook_grader_reproduces_the_papers_filter(tmp_path):
-    manifest = run_stage(TeacherCorrectFilter(VerifyConfig(mode="notebook"), tmp_path), ROWS,
+    manifest = run_stage(TeacherCorrectFilter(VerifyConfig(grader="notebook"), tmp_path), ROWS,
                          tmp_path / "verify", upstream="u")
     kept = {row["uid"] for row in kept_rows(tmp_path / "verify")}
     # "Based on…" passes for answer B, and "Final answer: Insulin" fails (its first character is F).
@@ -78,7 +78,7 @@ def test_disagreements_between_graders_are_counted(tmp_path):
     report = manifest["extra"]
     assert report["disagreements"] == 3
     assert report["correct_by"]["reference"] > report["correct_by"]["strict"]
-    reference = run_stage(TeacherCorrectFilter(VerifyConfig(mode="reference"), tmp_path), [guessed_right, *ROWS],
+    reference = run_stage(TeacherCorrectFilter(VerifyConfig(grader="reference"), tmp_path), [guessed_right, *ROWS],
                           tmp_path / "verify-reference", upstream="u")
     assert reference["rows_out"] > manifest["rows_out"]
 

@@ -5,8 +5,8 @@
 
 The teacher's final content (`row["teacher"]["content"]`, not its reasoning) is judged by every
 grader of `m1.scoring.GRADERS` and every verdict is stored, on kept and dropped rows alike:
-`row["verify"] = {"graders": {grader: {"letter", "rule", "correct"}}, "decided_by": mode,
-"agree": bool}`. `mode` picks the grader that decides:
+`row["verify"] = {"graders": {grader: {"letter", "rule", "correct"}}, "decided_by": grader,
+"agree": bool}`. `grader` picks the one that decides:
 - `strict` (default) reports "no answer" where the others would guess, so a guessed answer cannot
   slip a wrong trace into the training set;
 - `reference` is the paper's evaluation grader;
@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from m1.curation.stage import Drop, Outcome, Row, RowStage, annotations
 from m1.scoring import GRADERS, score_all
@@ -32,7 +32,7 @@ class VerifyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal[GRADERS] = "strict"  # type: ignore[valid-type]
+    grader: Literal[GRADERS] = Field("strict", description="which grader of m1.scoring.GRADERS decides")  # type: ignore[valid-type]
 
 
 class TeacherCorrectFilter(RowStage):
@@ -45,7 +45,7 @@ class TeacherCorrectFilter(RowStage):
         self.config = config
 
     def params(self) -> dict[str, Any]:
-        return {"mode": self.config.mode}
+        return {"grader": self.config.grader}
 
     def report(self, kept: list[Row], dropped: list[Row]) -> dict[str, Any]:
         verdicts = annotations(kept, dropped, "verify")
@@ -59,12 +59,12 @@ class TeacherCorrectFilter(RowStage):
             raise ValueError(f"row {row['uid']} reaches {self.name} without teacher.content; run distill first")
         scored = score_all(teacher["content"], row["options"], row["answer_idx"])
         row = {**row, "verify": {"graders": {grader: verdict.to_dict() for grader, verdict in scored.items()},
-                                 "decided_by": self.config.mode,
+                                 "decided_by": self.config.grader,
                                  "agree": len({verdict.correct for verdict in scored.values()}) == 1}}
-        decided = scored[self.config.mode]
+        decided = scored[self.config.grader]
         if decided.correct:
             return row
         if decided.letter is None:
-            return Drop("teacher gave no answer", f"{self.config.mode} grader: {decided.rule}", row)
+            return Drop("teacher gave no answer", f"{self.config.grader} grader: {decided.rule}", row)
         return Drop("teacher answered wrong", f"chose {decided.letter} ({decided.rule}); answer {row['answer_idx']}",
                     row)
