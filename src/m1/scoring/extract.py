@@ -209,14 +209,20 @@ def _last_box(text: str) -> str | None:
             i += 1
         if i < len(text) and text[i] == "{":
             break  # else a `\\boxed` without a brace group, in prose: look further back
+    end = _closing_brace(text, i)
+    return None if end is None else text[i + 1 : end]
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    """Where the braces opened from `start` on are balanced again (None: never, the text was cut)."""
     depth = 0
-    for j in range(i, len(text)):
+    for j in range(start, len(text)):
         if text[j] == "{":
             depth += 1
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1 : j]
+                return j
     return None
 
 
@@ -289,17 +295,8 @@ def _paper_last_box(text: str) -> str:
     at = text.rfind("\\boxed")
     if at < 0:
         at = text.rfind("\\fbox")
-    if at < 0:
-        return text
-    depth = 0
-    for j in range(at, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[at : j + 1]
-    return text
+    end = None if at < 0 else _closing_brace(text, at)
+    return text if end is None else text[at : end + 1]
 
 
 def _paper_unwrap(text: str, command: str) -> tuple[str, bool]:
