@@ -44,8 +44,8 @@ from m1.data.tables import Content, Record, Table, read_content, read_json
 from m1.data.upstream import PUBMEDQA_INSTRUCTION, Converter
 
 # The public names; LoadResult, PUBMEDQA_INSTRUCTION and read_json are re-exported for existing callers.
-__all__ = ["FORMATS", "Format", "LoadResult", "PUBMEDQA_INSTRUCTION", "detect_format", "load_items",
-           "load_pubmedqa_split", "read_json"]
+__all__ = ["FORMATS", "Format", "LoadResult", "PUBMEDQA_INSTRUCTION", "detect_format", "format_of", "load_content",
+           "load_items", "load_pubmedqa_split", "read_json"]
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,8 @@ FORMATS: dict[str, Format] = {
 }
 
 
-def _detect(content: Content) -> str:
+def format_of(content: Content) -> str:
+    """The name of the one format whose rows a file read holds (see the module docstring)."""
     for generic in (False, True):
         found = [fmt for fmt in FORMATS.values() if fmt.fallback == generic and fmt.holds(content)]
         if len(found) > 1:
@@ -274,23 +275,27 @@ def _detect(content: Content) -> str:
 
 def detect_format(path: str | Path) -> str:
     """The name of the one format whose rows the file holds (see the module docstring)."""
-    return _detect(read_content(Path(path)))
+    return format_of(read_content(Path(path)))
 
 
 def load_items(
     path: str | Path, *, format: str | None = None, source: str | None = None, skip_invalid: bool = False
 ) -> LoadResult:
     """Read any supported file into validated items (see the module docstring)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError.at(path, "", "", "file not found", "check the path")
+    return load_content(read_content(Path(path)), format=format, source=source, skip_invalid=skip_invalid)
+
+
+def load_content(
+    content: Content, *, format: str | None = None, source: str | None = None, skip_invalid: bool = False
+) -> LoadResult:
+    """`load_items` for a file already read (`m1.data.tables.read_content`), so that a caller that
+    also needs its format or digest reads it once."""
     if format is not None and format not in FORMATS:
-        raise DataError.at(path, "", "", f"unknown format {format!r}", f"use one of: {', '.join(FORMATS)}")
-    content = read_content(path)
-    fmt = FORMATS[format or _detect(content)]
-    default = fmt.default_source or path.stem
+        raise DataError.at(content.path, "", "", f"unknown format {format!r}", f"use one of: {', '.join(FORMATS)}")
+    fmt = FORMATS[format or format_of(content)]
+    default = fmt.default_source or content.path.stem
     rows = (raw if raw.source is not None else _named(raw, default) for raw in fmt.raw_rows(content, source))
-    return validate_rows(path, fmt.name, rows, skip_invalid)
+    return validate_rows(content.path, fmt.name, rows, skip_invalid)
 
 
 def _named(raw: RawRow, source: str) -> RawRow:
