@@ -57,6 +57,12 @@ class SuiteSource:
         return tuple(dict.fromkeys((self.format, "m1-eval", *(self.upstream.formats if self.upstream else ()))))
 
 
+def metadata_is(name: str, *values: str) -> Callable[[MCQItem], bool]:
+    """Keep items whose metadata `name` is one of `values`. Tested against a tuple, which compares
+    and never hashes, so a list or object in that field of a file is simply not kept."""
+    return lambda item: item.metadata.get(name) in values
+
+
 def _medxpertqa_published(item: MCQItem) -> bool:
     number = str(item.metadata.get("id", "")).removeprefix("Text-")
     return number.isdigit() and 1001 <= int(number) <= 2449
@@ -72,13 +78,13 @@ SUITE: tuple[SuiteSource, ...] = (
                 upstream=Upstream(("pubmedqa", "pubmedqa-hub"))),
     SuiteSource("MMLU-Pro_Medical_test", HUATUO_FILE, "m1-eval", "MMLU-Pro_Medical_test",
                 upstream=Upstream(("mmlu-pro",), "category health or biology (818 + 717 of the test split)",
-                                  lambda item: item.metadata.get("category") in {"health", "biology"})),
+                                  metadata_is("category", "health", "biology"))),
     SuiteSource("GPQA_Medical_test", HUATUO_FILE, "m1-eval", "GPQA_Medical_test",
                 upstream=Upstream(("gpqa",), "High-level domain Biology (78 of gpqa_main)",
-                                  lambda item: item.metadata.get("High-level domain") == "Biology")),
+                                  metadata_is("High-level domain", "Biology"))),
     SuiteSource("HumanityLastExam", "reasoningeval/HLE_biomed.jsonl", "eval-jsonl",
                 upstream=Upstream(("hle",), "category Biology/Medicine",
-                                  lambda item: item.metadata.get("category") == "Biology/Medicine")),
+                                  metadata_is("category", "Biology/Medicine"))),
     SuiteSource("MedBullets_op4", "reasoningeval/medbullets_op4.jsonl", "eval-jsonl",
                 upstream=Upstream(("medbullets",))),
     SuiteSource("MedBullets_op5", "reasoningeval/medbullets_op5.jsonl", "eval-jsonl",
