@@ -123,7 +123,8 @@ def test_convert_refuses_unknown_target_and_unknown_file(tmp_path: Path) -> None
 
 def test_build_eval_accepts_upstream_files(fixtures: Path, tmp_path: Path) -> None:
     inputs = {
-        "MedMCQA_validation": "medmcqa_dev.json", "MedQA_USLME_test": "medqa_test.jsonl", "PubMedQA_test": "ori_pqal.json",
+        "MedMCQA_validation": "medmcqa_dev.json", "MedQA_USLME_test": "medqa_4_options_test.jsonl",
+        "PubMedQA_test": "ori_pqal.json",
         "MMLU-Pro_Medical_test": "mmlu_pro_test.jsonl", "GPQA_Medical_test": "gpqa_main.csv",
         "HumanityLastExam": "hle_test.jsonl", "MedBullets_op4": "medbullets_op4.csv",
         "MedBullets_op5": "medbullets_op5.json", "MedXpertQA": "medxpertqa_text_test.jsonl",
@@ -142,3 +143,39 @@ def test_build_eval_accepts_upstream_files(fixtures: Path, tmp_path: Path) -> No
 def test_build_eval_input_must_be_source_equals_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"), "--input", "medbullets.csv"])
     assert result.exit_code == 2 and "SOURCE=FILE" in result.output
+
+
+UPSTREAM_INPUTS = {
+    "MedMCQA_validation": "medmcqa_validation.jsonl", "MedQA_USLME_test": "medqa_4_options_test.jsonl",
+    "PubMedQA_test": "ori_pqal.json", "MMLU-Pro_Medical_test": "mmlu_pro_test.jsonl",
+    "GPQA_Medical_test": "gpqa_main.csv", "HumanityLastExam": "hle_test.jsonl", "MedBullets_op4": "medbullets_op4.csv",
+    "MedBullets_op5": "medbullets_op5.json", "MedXpertQA": "medxpertqa_text_test.jsonl",
+}
+
+
+def input_args(fixtures: Path, **replaced: Path) -> list[str]:
+    """--input for every source from the upstream fixtures, some replaced by other files."""
+    files = {name: replaced.get(name, fixtures / "upstream" / file) for name, file in UPSTREAM_INPUTS.items()}
+    return [arg for name, path in files.items() for arg in ("--input", f"{name}={path}")]
+
+
+def test_build_eval_refuses_the_five_option_medqa_file(fixtures: Path, tmp_path: Path) -> None:
+    five = fixtures / "upstream/medqa_test.jsonl"
+    result = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"),
+                                 *input_args(fixtures, MedQA_USLME_test=five)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{five}, field 'options': MedQA_USLME_test holds 4-option questions" in result.output
+    assert "5 options (3 of 3 items)" in result.output and "4_options/phrases_no_exclude_test.jsonl" in result.output
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_an_input_that_cannot_be_read_is_one_line_naming_it(fixtures: Path, tmp_path: Path) -> None:
+    (tmp_path / "folder.jsonl").mkdir()
+    for path, words in ((tmp_path / "nonexist.jsonl", "file not found"), (tmp_path / "folder.jsonl", "this is a folder")):
+        commands = [["data", "build-eval", "--out", str(tmp_path / "s.json"), *input_args(fixtures, MedXpertQA=path)],
+                    ["data", "convert", str(path), "--out", str(tmp_path / "x.json")],
+                    ["data", "inspect", str(path)], ["data", "validate", str(path)]]
+        for command in commands:
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2 and "Traceback" not in result.output, (command, result.output)
+            assert f"error: {path}: {words}" in result.output, (command, result.output)
