@@ -159,6 +159,38 @@ def input_args(fixtures: Path, **replaced: Path) -> list[str]:
     return [arg for name, path in files.items() for arg in ("--input", f"{name}={path}")]
 
 
+def test_convert_then_build_eval_takes_the_converted_file(fixtures: Path, tmp_path: Path) -> None:
+    converted = tmp_path / "medbullets_op4.m1-eval.json"
+    made = runner.invoke(app, ["data", "convert", str(fixtures / "upstream/medbullets_op4.csv"), "--out", str(converted)])
+    assert made.exit_code == 0, made.output
+    assert list(json.loads(converted.read_text())) == ["medbullets_op4"]  # filed under the file's name
+    via = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "via.json"),
+                              *input_args(fixtures, MedBullets_op4=converted), "--json"])
+    direct = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "direct.json"), *input_args(fixtures), "--json"])
+    assert via.exit_code == direct.exit_code == 0, via.output + direct.output
+    assert json.loads(via.stdout)["formats"]["MedBullets_op4"] == "m1-eval"
+    assert json.loads(via.stdout)["md5"] == json.loads(direct.stdout)["md5"]
+
+
+def test_a_subset_source_is_converted_with_its_name(fixtures: Path, tmp_path: Path) -> None:
+    plain, named = tmp_path / "plain.json", tmp_path / "named.json"
+    mmlu = str(fixtures / "upstream/mmlu_pro_test.jsonl")
+    assert runner.invoke(app, ["data", "convert", mmlu, "--out", str(plain)]).exit_code == 0
+    refused = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"),
+                                  *input_args(fixtures, **{"MMLU-Pro_Medical_test": plain})])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "--source MMLU-Pro_Medical_test" in refused.output
+    made = runner.invoke(app, ["data", "convert", mmlu, "--out", str(named), "--source", "MMLU-Pro_Medical_test", "--json"])
+    assert made.exit_code == 0, made.output
+    summary = json.loads(made.stdout)
+    assert summary["sources"] == {"MMLU-Pro_Medical_test": 3}
+    assert summary["excluded"] == {"outside MMLU-Pro_Medical_test (category health or biology (818 + 717 of the "
+                                   "test split))": 1}
+    built = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"),
+                                *input_args(fixtures, **{"MMLU-Pro_Medical_test": named}), "--json"])
+    assert built.exit_code == 0 and json.loads(built.stdout)["sources"]["MMLU-Pro_Medical_test"] == 3
+
+
 def test_build_eval_refuses_the_five_option_medqa_file(fixtures: Path, tmp_path: Path) -> None:
     five = fixtures / "upstream/medqa_test.jsonl"
     result = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"),
@@ -179,3 +211,14 @@ def test_an_input_that_cannot_be_read_is_one_line_naming_it(fixtures: Path, tmp_
             result = runner.invoke(app, command)
             assert result.exit_code == 2 and "Traceback" not in result.output, (command, result.output)
             assert f"error: {path}: {words}" in result.output, (command, result.output)
+
+
+def test_convert_to_lists_the_writers() -> None:
+    import typer
+
+    from m1.data.suite import SUITE, WRITERS
+
+    convert = typer.main.get_command(app).commands["data"].commands["convert"]
+    options = {param.name: param for param in convert.params}
+    assert all(name in options["to"].help for name in WRITERS)
+    assert all(declared.name in options["source"].help for declared in SUITE)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from m1.data.errors import DataError
+from m1.data.items import MCQItem
 from m1.data.loaders import detect_format, load_items
-from m1.data.suite import (PUBLISHED_SUITE_MD5, SUITE, SuiteSource, build_eval_suite, describe_items, load_suite,
-                           manifest_path, read_source, read_suite_sources)
+from m1.data.suite import (PUBLISHED_SUITE_MD5, SUITE, SuiteSource, build_eval_suite, convert_file, describe_items,
+                           load_suite, manifest_path, read_source, read_suite_sources)
 from m1.io import md5_file
 
 
@@ -228,3 +229,73 @@ def test_the_bundles_wrong_files_are_refused_too(shared_data: Path, tmp_path: Pa
         with pytest.raises(DataError, match="-option questions, but this file's have") as caught:
             read_suite_sources(None, [name], {name: shared_data / relative})
         assert caught.value.problem.file == str(shared_data / relative)
+
+
+# ----------------------------------------------------------------------------- convert, then build
+
+
+def round_trips() -> list[tuple[SuiteSource, Path]]:
+    """Each source with each fixture of its official release that it accepts."""
+    pairs = []
+    for declared in SUITE:
+        for path in releases_of(declared):
+            try:
+                read_source(declared, path)
+            except DataError:  # another option count: refused, as the tests above check
+                continue
+            pairs.append((declared, path))
+    return pairs
+
+
+ROUND_TRIPS = round_trips()
+
+
+def test_the_round_trips_cover_every_upstream_format() -> None:
+    covered = {detect_format(path) for _, path in ROUND_TRIPS}
+    assert covered == {fmt for declared in SUITE if declared.upstream for fmt in declared.upstream.formats}
+    assert {declared.name for declared, _ in ROUND_TRIPS} == {declared.name for declared in SUITE if declared.upstream}
+
+
+def records(items: list[MCQItem]) -> list[dict]:
+    return [item.to_eval_record() for item in items]
+
+
+@pytest.mark.parametrize(("declared", "path"), ROUND_TRIPS, ids=lambda x: x.name if isinstance(x, Path) else x.name)
+def test_a_converted_release_builds_what_the_release_builds(tmp_path: Path, declared: SuiteSource, path: Path) -> None:
+    direct = read_source(declared, path)
+    # Converted as the suite's source: filed under its name, its subset kept.
+    named = tmp_path / "named.json"
+    done = convert_file(path, named, source=declared.name)
+    assert list(json.loads(named.read_text())) == [declared.name]
+    assert sum(done.left_out.values()) == direct.outside_subset + sum(direct.excluded.values())
+    via = read_source(declared, named)
+    assert via.format == "m1-eval" and records(via.items) == records(direct.items)
+    # Converted as a plain file: filed under the file's name, every row kept.
+    plain = tmp_path / "plain.json"
+    convert_file(path, plain)
+    if declared.upstream.keep is None:
+        assert records(read_source(declared, plain).items) == records(direct.items)
+    else:  # the file cannot show the subset rule's fields: refused, with the command that works
+        with pytest.raises(DataError) as caught:
+            read_source(declared, plain)
+        assert caught.value.problem.file == str(plain) and f"--source {declared.name}" in caught.value.problem.fix
+
+
+def test_a_suite_built_from_converted_releases_is_the_suite_built_from_the_releases(tmp_path: Path) -> None:
+    releases = {name: UPSTREAM / file for name, file in UPSTREAM_INPUTS.items()}
+    direct = build_eval_suite(None, tmp_path / "direct.json", releases)
+    converted = {}
+    for name, path in releases.items():
+        converted[name] = tmp_path / f"{path.stem}.m1-eval.json"
+        convert_file(path, converted[name], source=name)
+    via = build_eval_suite(None, tmp_path / "via.json", converted)
+    assert md5_file(tmp_path / "via.json") == md5_file(tmp_path / "direct.json") == direct["md5"] == via["md5"]
+    assert {n: e["uids"] for n, e in via["sources"].items()} == {n: e["uids"] for n, e in direct["sources"].items()}
+
+
+def test_a_one_source_file_that_names_another_source_of_the_suite_is_refused(tmp_path: Path) -> None:
+    gpqa = tmp_path / "gpqa.json"
+    convert_file(UPSTREAM / "gpqa_main.csv", gpqa, source="GPQA_Medical_test")  # 4 options, like MedBullets_op4
+    with pytest.raises(DataError, match="another source of the suite") as caught:
+        read_suite_sources(None, ["MedBullets_op4"], {"MedBullets_op4": gpqa})
+    assert caught.value.problem.file == str(gpqa)

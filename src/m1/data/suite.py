@@ -2,7 +2,7 @@
 
     m1 data build-eval --data-dir ../shared/data/eval --out runs/m1_eval_data.json
     m1 data build-eval --input MedXpertQA=Text/test.jsonl --input GPQA_Medical_test=gpqa_main.csv ...
-    m1 data convert medbullets_op4.csv --to m1-eval --out medbullets_op4.m1-eval.json
+    m1 data convert mmlu_pro_test.parquet --source MMLU-Pro_Medical_test   # that source's section alone
     suite = load_suite("runs/m1_eval_data.json")          # {source: [MCQItem]}
 
 A benchmark is a declaration (`SuiteSource`): its name in the m1 evaluation file, the bundle file
@@ -18,6 +18,13 @@ writes the m1 evaluation JSON exactly as the paper's file is laid out, and write
 beside it with per-source counts, the format read, rows left out by the subset rule, md5 digests
 of inputs and output, and the uids of the written file's items. The file keeps no row ids, so
 those uids are the ones `load_suite` gives it (content-based), whatever ids the inputs had.
+
+A source can be read from an m1 evaluation file: the section filed under its name, or the one
+section of a file that holds one source under another name (what `m1 data convert` writes) unless
+that name is another source of the suite. Such a file keeps no metadata, so a source whose
+release holds more than the suite (MMLU-Pro, GPQA, HLE, MedXpertQA) is taken from it only when it
+is filed under the source's name: `m1 data convert FILE --source NAME` reads the file as that
+source (its option count and subset rule applied) and files it so.
 
 From the bundle the build is byte-identical to the published partial suite; from upstream files
 it cannot be, since GPQA's option order is m1's own (see `m1.data.upstream`) and the bundle
@@ -36,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m1.data.errors import DataError
+from m1.data.errors import DataError, RowProblem
 from m1.data.items import MCQItem
 from m1.data.loaders import LoadResult, format_of, load_content, load_items
 from m1.data.tables import Content, read_content
@@ -148,11 +155,19 @@ class SourceRead:
     input_md5: str
     outside_subset: int = 0  # upstream rows the suite does not hold (the subset rule)
     excluded: dict[str, int] = field(default_factory=dict)  # rows the format leaves out, by reason
+    problems: list[RowProblem] = field(default_factory=list)  # rows skipped as invalid (skip_invalid)
 
     @property
     def from_upstream(self) -> bool:
         upstream = self.declared.upstream
         return upstream is not None and self.format in upstream.formats and self.format != self.declared.format
+
+    def left_out(self) -> dict[str, int]:
+        """Rows of the file the source does not hold, by reason: the format's, then the subset rule's."""
+        if not self.outside_subset:
+            return dict(self.excluded)
+        upstream = self.declared.upstream
+        return self.excluded | {f"outside {self.declared.name} ({upstream.subset})": self.outside_subset}
 
     def manifest_entry(self, eval_dir: Path | None, uids: list[str]) -> dict[str, Any]:
         shown = self.path.relative_to(eval_dir) if eval_dir and self.path.is_relative_to(eval_dir) else self.path
@@ -170,17 +185,17 @@ class InputFiles:
 
     def __init__(self) -> None:
         self._contents: dict[Path, Content] = {}
-        self._loaded: dict[tuple[Path, str, str | None], LoadResult] = {}
+        self._loaded: dict[tuple[Path, str, str | None, bool], LoadResult] = {}
 
     def content(self, path: Path) -> Content:
         if path.resolve() not in self._contents:
             self._contents[path.resolve()] = read_content(path)
         return self._contents[path.resolve()]
 
-    def load(self, path: Path, fmt: str, source: str | None) -> LoadResult:
-        key = (path.resolve(), fmt, source)
+    def load(self, path: Path, fmt: str, source: str | None, skip_invalid: bool) -> LoadResult:
+        key = (path.resolve(), fmt, source, skip_invalid)
         if key not in self._loaded:
-            self._loaded[key] = load_content(self.content(path), format=fmt, source=source)
+            self._loaded[key] = load_content(self.content(path), format=fmt, source=source, skip_invalid=skip_invalid)
         return self._loaded[key]
 
 
@@ -192,7 +207,8 @@ def _suite_source(name: str) -> SuiteSource:
     return found
 
 
-def read_source(declared: SuiteSource, path: Path, fmt: str | None = None, files: InputFiles | None = None) -> SourceRead:
+def read_source(declared: SuiteSource, path: Path, fmt: str | None = None, files: InputFiles | None = None,
+                skip_invalid: bool = False) -> SourceRead:
     """One source from its bundle file, an m1 evaluation file or an upstream file (format detected
     unless given): its items, with the subset rule applied to an upstream file and the option count checked."""
     files = files or InputFiles()
@@ -201,9 +217,9 @@ def read_source(declared: SuiteSource, path: Path, fmt: str | None = None, files
         raise DataError.at(path, "", "", f"this is a {fmt} file, but {declared.name} is read from "
                            f"{' or '.join(declared.accepts())}", f"pass {declared.name}'s own file")
     # An m1 evaluation file names its sources; any other file's rows all belong to this source.
-    result = files.load(path, fmt, None if fmt == "m1-eval" else declared.name)
+    result = files.load(path, fmt, None if fmt == "m1-eval" else declared.name, skip_invalid)
     read = SourceRead(declared, path, fmt, _section(declared, path, result), files.content(path).md5,
-                      excluded=dict(result.excluded))
+                      excluded=dict(result.excluded), problems=list(result.problems))
     keep = declared.upstream.keep if read.from_upstream else None
     if keep is not None:
         kept = [item for item in read.items if keep(item)]
@@ -213,13 +229,25 @@ def read_source(declared: SuiteSource, path: Path, fmt: str | None = None, files
 
 
 def _section(declared: SuiteSource, path: Path, result: LoadResult) -> list[MCQItem]:
-    """The file's items of this source: those filed under its key in an m1 evaluation file, else all."""
+    """The file's items of this source (see the module docstring for an m1 evaluation file)."""
     grouped = result.by_source()
     key = (declared.key or declared.name) if result.format == "m1-eval" else declared.name
-    if key not in grouped:
-        raise DataError.at(path, "", key, f"source '{key}' is missing from the file",
-                           f"the file holds: {', '.join(grouped) or 'no items'}")
-    return grouped[key]
+    if key in grouped:
+        return grouped[key]
+    names = ", ".join(grouped) or "no items"
+    if result.format == "m1-eval" and len(grouped) == 1:
+        only = next(iter(grouped))
+        upstream = declared.upstream
+        if any(other.name == only for other in SUITE):
+            raise DataError.at(path, "", only, f"the file holds {only}, another source of the suite, "
+                               f"not {declared.name}", f"pass {declared.name}'s own file")
+        if upstream is None or upstream.keep is None:
+            return grouped[only]
+        raise DataError.at(path, "", only, f"the file's one source is '{only}', but {declared.name} holds only "
+                           f"{upstream.subset} of {upstream.release}, and an m1 evaluation file keeps no field "
+                           "that rule could read", f"convert the release with `m1 data convert FILE --source "
+                           f"{declared.name}`, which keeps that subset, or pass the release itself")
+    raise DataError.at(path, "", key, f"source '{key}' is missing from the file", f"the file holds: {names}")
 
 
 def read_suite_sources(eval_dir: str | Path | None, names: list[str] | None = None,
@@ -271,20 +299,41 @@ def build_eval_suite(eval_dir: str | Path | None, out: str | Path, inputs: dict[
     return manifest
 
 
+@dataclass
+class Conversion:
+    """What `convert_file` wrote: the format it read, each source's items, and the rows left out."""
+
+    format: str
+    sources: dict[str, list[MCQItem]]
+    problems: list[RowProblem]  # rows skipped as invalid
+    left_out: dict[str, int]  # rows left out by rule (the format's, a suite source's subset), by reason
+
+
 def convert_file(path: str | Path, out: str | Path, *, to: str = "m1-eval", format: str | None = None,
-                 source: str | None = None, skip_invalid: bool = False) -> LoadResult:
-    """Read any supported file (an upstream release included) and write its items as `to`."""
+                 source: str | None = None, skip_invalid: bool = False) -> Conversion:
+    """Read any supported file (an upstream release included) and write its items as `to`.
+
+    A `source` that names a source of the suite reads the file as that source (`read_source`):
+    its option count is checked, an upstream file's subset rule applied, and the output filed
+    under that name, so that `build-eval --input NAME=OUT` builds exactly what the file would.
+    """
     path, out = Path(path), Path(out)
     if to not in WRITERS:
         raise DataError.at(out, "", "", f"cannot write {to!r}", f"use one of: {', '.join(WRITERS)}")
     if out.exists() and out.resolve() == path.resolve():
         raise DataError.at(out, "", "", "the output would overwrite the input", "choose another --out")
-    result = load_items(path, format=format, source=source, skip_invalid=skip_invalid)
-    if not result.items:
-        left = "; ".join(f"{n} {reason}" for reason, n in result.excluded.items()) or "no rows"
+    declared = next((candidate for candidate in SUITE if candidate.name == source), None)
+    if declared is not None:
+        read = read_source(declared, path, format, skip_invalid=skip_invalid)
+        done = Conversion(read.format, {declared.name: read.items}, read.problems, read.left_out())
+    else:
+        result = load_items(path, format=format, source=source, skip_invalid=skip_invalid)
+        done = Conversion(result.format, result.by_source(), result.problems, dict(result.excluded))
+    if not any(done.sources.values()):
+        left = "; ".join(f"{n} {reason}" for reason, n in done.left_out.items()) or "no rows"
         raise DataError.at(path, "", "", f"no items to write ({left})", "check the file and its format")
-    WRITERS[to](out, result.by_source())
-    return result
+    WRITERS[to](out, done.sources)
+    return done
 
 
 def manifest_path(suite_file: Path) -> Path:
