@@ -140,6 +140,14 @@ def test_build_eval_accepts_upstream_files(fixtures: Path, tmp_path: Path) -> No
     assert list(json.loads(out.read_text())) == list(inputs)
 
 
+def test_convert_with_every_row_invalid_says_why(tmp_path: Path) -> None:
+    bad = tmp_path / "pqa_labeled.jsonl"
+    bad.write_text('{"pubid": 1, "question": "q?", "context": {"contexts": [1, 2]}, "final_decision": "yes"}\n')
+    result = runner.invoke(app, ["data", "convert", str(bad), "--skip-invalid", "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "1 skipped as invalid" in result.output and "row 1, field 'context.contexts'" in result.output
+
+
 def test_build_eval_input_must_be_source_equals_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"), "--input", "medbullets.csv"])
     assert result.exit_code == 2 and "SOURCE=FILE" in result.output

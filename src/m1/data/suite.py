@@ -330,8 +330,11 @@ def convert_file(path: str | Path, out: str | Path, *, to: str = "m1-eval", form
         result = load_items(path, format=format, source=source, skip_invalid=skip_invalid)
         done = Conversion(result.format, result.by_source(), result.problems, dict(result.excluded))
     if not any(done.sources.values()):
-        left = "; ".join(f"{n} {reason}" for reason, n in done.left_out.items()) or "no rows"
-        raise DataError.at(path, "", "", f"no items to write ({left})", "check the file and its format")
+        reasons = [f"{n} {reason}" for reason, n in done.left_out.items()]
+        if done.problems:  # with skip_invalid every row may be bad: say why, as no report is written
+            reasons.append(f"{len(done.problems)} skipped as invalid, the first at {done.problems[0].describe()}")
+        raise DataError.at(path, "", "", f"no items to write ({'; '.join(reasons) or 'no rows'})",
+                           "check the file and its format")
     WRITERS[to](out, done.sources)
     return done
 

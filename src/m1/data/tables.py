@@ -62,7 +62,7 @@ class Content:
     """A file read once: its digest, its JSON document (when it is one) and the tables it can be read as."""
 
     path: Path
-    md5: str = ""
+    md5: str
     document: Any = None
     tables: list[Table] = field(default_factory=list)
 
