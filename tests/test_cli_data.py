@@ -123,7 +123,8 @@ def test_convert_refuses_unknown_target_and_unknown_file(tmp_path: Path) -> None
 
 def test_build_eval_accepts_upstream_files(fixtures: Path, tmp_path: Path) -> None:
     inputs = {
-        "MedMCQA_validation": "medmcqa_dev.json", "MedQA_USLME_test": "medqa_test.jsonl", "PubMedQA_test": "ori_pqal.json",
+        "MedMCQA_validation": "medmcqa_dev.json", "MedQA_USLME_test": "medqa_4_options_test.jsonl",
+        "PubMedQA_test": "ori_pqal.json",
         "MMLU-Pro_Medical_test": "mmlu_pro_test.jsonl", "GPQA_Medical_test": "gpqa_main.csv",
         "HumanityLastExam": "hle_test.jsonl", "MedBullets_op4": "medbullets_op4.csv",
         "MedBullets_op5": "medbullets_op5.json", "MedXpertQA": "medxpertqa_text_test.jsonl",
@@ -139,6 +140,93 @@ def test_build_eval_accepts_upstream_files(fixtures: Path, tmp_path: Path) -> No
     assert list(json.loads(out.read_text())) == list(inputs)
 
 
+def test_convert_with_every_row_invalid_says_why(tmp_path: Path) -> None:
+    bad = tmp_path / "pqa_labeled.jsonl"
+    bad.write_text('{"pubid": 1, "question": "q?", "context": {"contexts": [1, 2]}, "final_decision": "yes"}\n')
+    result = runner.invoke(app, ["data", "convert", str(bad), "--skip-invalid", "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "1 skipped as invalid" in result.output and "row 1, field 'context.contexts'" in result.output
+
+
 def test_build_eval_input_must_be_source_equals_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"), "--input", "medbullets.csv"])
     assert result.exit_code == 2 and "SOURCE=FILE" in result.output
+
+
+UPSTREAM_INPUTS = {
+    "MedMCQA_validation": "medmcqa_validation.jsonl", "MedQA_USLME_test": "medqa_4_options_test.jsonl",
+    "PubMedQA_test": "ori_pqal.json", "MMLU-Pro_Medical_test": "mmlu_pro_test.jsonl",
+    "GPQA_Medical_test": "gpqa_main.csv", "HumanityLastExam": "hle_test.jsonl", "MedBullets_op4": "medbullets_op4.csv",
+    "MedBullets_op5": "medbullets_op5.json", "MedXpertQA": "medxpertqa_text_test.jsonl",
+}
+
+
+def input_args(fixtures: Path, **replaced: Path) -> list[str]:
+    """--input for every source from the upstream fixtures, some replaced by other files."""
+    files = {name: replaced.get(name, fixtures / "upstream" / file) for name, file in UPSTREAM_INPUTS.items()}
+    return [arg for name, path in files.items() for arg in ("--input", f"{name}={path}")]
+
+
+def test_convert_then_build_eval_takes_the_converted_file(fixtures: Path, tmp_path: Path) -> None:
+    converted = tmp_path / "medbullets_op4.m1-eval.json"
+    made = runner.invoke(app, ["data", "convert", str(fixtures / "upstream/medbullets_op4.csv"), "--out", str(converted)])
+    assert made.exit_code == 0, made.output
+    assert list(json.loads(converted.read_text())) == ["medbullets_op4"]  # filed under the file's name
+    via = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "via.json"),
+                              *input_args(fixtures, MedBullets_op4=converted), "--json"])
+    direct = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "direct.json"), *input_args(fixtures), "--json"])
+    assert via.exit_code == direct.exit_code == 0, via.output + direct.output
+    assert json.loads(via.stdout)["formats"]["MedBullets_op4"] == "m1-eval"
+    assert json.loads(via.stdout)["md5"] == json.loads(direct.stdout)["md5"]
+
+
+def test_a_subset_source_is_converted_with_its_name(fixtures: Path, tmp_path: Path) -> None:
+    plain, named = tmp_path / "plain.json", tmp_path / "named.json"
+    mmlu = str(fixtures / "upstream/mmlu_pro_test.jsonl")
+    assert runner.invoke(app, ["data", "convert", mmlu, "--out", str(plain)]).exit_code == 0
+    refused = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"),
+                                  *input_args(fixtures, **{"MMLU-Pro_Medical_test": plain})])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "--source MMLU-Pro_Medical_test" in refused.output
+    made = runner.invoke(app, ["data", "convert", mmlu, "--out", str(named), "--source", "MMLU-Pro_Medical_test", "--json"])
+    assert made.exit_code == 0, made.output
+    summary = json.loads(made.stdout)
+    assert summary["sources"] == {"MMLU-Pro_Medical_test": 3}
+    assert summary["excluded"] == {"outside MMLU-Pro_Medical_test (category health or biology (818 + 717 of the "
+                                   "test split))": 1}
+    built = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"),
+                                *input_args(fixtures, **{"MMLU-Pro_Medical_test": named}), "--json"])
+    assert built.exit_code == 0 and json.loads(built.stdout)["sources"]["MMLU-Pro_Medical_test"] == 3
+
+
+def test_build_eval_refuses_the_five_option_medqa_file(fixtures: Path, tmp_path: Path) -> None:
+    five = fixtures / "upstream/medqa_test.jsonl"
+    result = runner.invoke(app, ["data", "build-eval", "--out", str(tmp_path / "s.json"),
+                                 *input_args(fixtures, MedQA_USLME_test=five)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{five}, field 'options': MedQA_USLME_test holds 4-option questions" in result.output
+    assert "5 options (3 of 3 items)" in result.output and "4_options/phrases_no_exclude_test.jsonl" in result.output
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_an_input_that_cannot_be_read_is_one_line_naming_it(fixtures: Path, tmp_path: Path) -> None:
+    (tmp_path / "folder.jsonl").mkdir()
+    for path, words in ((tmp_path / "nonexist.jsonl", "file not found"), (tmp_path / "folder.jsonl", "this is a folder")):
+        commands = [["data", "build-eval", "--out", str(tmp_path / "s.json"), *input_args(fixtures, MedXpertQA=path)],
+                    ["data", "convert", str(path), "--out", str(tmp_path / "x.json")],
+                    ["data", "inspect", str(path)], ["data", "validate", str(path)]]
+        for command in commands:
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2 and "Traceback" not in result.output, (command, result.output)
+            assert f"error: {path}: {words}" in result.output, (command, result.output)
+
+
+def test_convert_to_lists_the_writers() -> None:
+    import typer
+
+    from m1.data.suite import SUITE, WRITERS
+
+    convert = typer.main.get_command(app).commands["data"].commands["convert"]
+    options = {param.name: param for param in convert.params}
+    assert all(name in options["to"].help for name in WRITERS)
+    assert all(declared.name in options["source"].help for declared in SUITE)

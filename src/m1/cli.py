@@ -88,7 +88,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def data_build_eval(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the evaluation sources.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the m1 evaluation file.")] = Path("build/m1_eval_data.json"),
-    input_specs: Annotated[Optional[list[str]], typer.Option("--input", help="SOURCE=FILE: read that source from FILE, its bundle file or its official release; repeat for each.")] = None,
+    input_specs: Annotated[Optional[list[str]], typer.Option("--input", help="SOURCE=FILE: read that source from FILE (its bundle file, its official release, or what m1 data convert wrote from one); repeat for each.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Assemble the m1 evaluation suite from its sources and write it with a manifest."""
@@ -125,14 +125,28 @@ def data_build_eval(
     console.print(f"md5 {manifest['md5']} ({same}); manifest: {manifest_path(out)}", markup=False)
 
 
+def _writer_names() -> str:
+    from m1.data.suite import WRITERS
+
+    return ", ".join(WRITERS)
+
+
+def _suite_names() -> str:
+    from m1.data.suite import SUITE
+
+    return ", ".join(declared.name for declared in SUITE)
+
+
 @data_app.command("convert")
 @user_errors
 def data_convert(
     file: Path,
-    to: Annotated[str, typer.Option("--to", help="Output format: m1-eval (SPEC §2: each source's list of items).")] = "m1-eval",
+    to: Annotated[str, typer.Option("--to", help=f"Output format, one of: {_writer_names()}.")] = "m1-eval",
     out: Annotated[Optional[Path], typer.Option(help="Where to write (default <file stem>.<to>.json here).")] = None,
     format: FormatOption = None,
-    source: SourceOption = None,
+    source: Annotated[Optional[str], typer.Option("--source", help=(
+        "Source name for rows that have none. A source of the suite (" + _suite_names() + ") reads the file as "
+        "that source: its option count is checked and only its subset kept, so build-eval can take the output."))] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip bad rows (listed in --report) instead of stopping.")] = False,
     report: Annotated[Optional[Path], typer.Option(help="Where skipped rows and reasons go (default <file>.skipped.jsonl).")] = None,
     json_output: JsonOption = False,
@@ -142,21 +156,21 @@ def data_convert(
     from m1.io import md5_file
 
     out = out or Path(f"{file.stem}.{to}.json")
-    result = convert_file(file, out, to=to, format=format, source=source, skip_invalid=skip_invalid)
-    if result.problems:
+    done = convert_file(file, out, to=to, format=format, source=source, skip_invalid=skip_invalid)
+    if done.problems:
         report = report or Path(f"{file.stem}.skipped.jsonl")
-        write_problems(report, result.problems)
-        err_console.print(f"{len(result.problems)} rows skipped; each with its reason in {report}", markup=False)
-    summary = {"file": str(file), "format": result.format, "out": str(out), "to": to, "md5": md5_file(out),
-               "sources": {name: len(items) for name, items in result.by_source().items()},
-               "excluded": dict(result.excluded), "skipped_rows": len(result.problems)}
+        write_problems(report, done.problems)
+        err_console.print(f"{len(done.problems)} rows skipped; each with its reason in {report}", markup=False)
+    summary = {"file": str(file), "format": done.format, "out": str(out), "to": to, "md5": md5_file(out),
+               "sources": {name: len(items) for name, items in done.sources.items()},
+               "excluded": done.left_out, "skipped_rows": len(done.problems)}
     if json_output:
         print_json(summary)
         return
     counts = ", ".join(f"{name} {count}" for name, count in summary["sources"].items())
-    console.print(f"{file} ({result.format}) → {out} ({to}): {counts}", markup=False, highlight=False)
-    for reason, count in result.excluded.items():
-        console.print(f"left out by the format: {count} rows, {reason}", markup=False)
+    console.print(f"{file} ({done.format}) → {out} ({to}): {counts}", markup=False, highlight=False)
+    for reason, count in done.left_out.items():
+        console.print(f"left out: {count} rows, {reason}", markup=False)
 
 
 @data_app.command("inspect")

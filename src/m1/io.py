@@ -6,6 +6,7 @@
 - `append_jsonl`: append complete lines and flush them to disk, for results that accumulate as
   work finishes (predictions, teacher replies); `read_jsonl_tolerant` reads such a file back and
   ignores a last line cut short by a kill.
+- `text_lines`: the lines of a JSON Lines text, split the way JSONL means them.
 - `md5_file`: content digests for manifests.
 """
 
@@ -80,6 +81,16 @@ def read_jsonl_tolerant(path: str | Path) -> Iterator[dict[str, Any]]:
             line = line.strip()
             if line:
                 yield json.loads(line)
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text: split on "\n" only, a trailing "\r" dropped (CRLF files).
+
+    `str.splitlines` also splits on U+2028, U+2029, U+0085 and other separators that JSON allows
+    raw inside strings (and that `json.dumps(ensure_ascii=False)` writes), so it would cut a row
+    in two and shift every line number after it.
+    """
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
 def md5_file(path: str | Path) -> str:

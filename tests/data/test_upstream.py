@@ -421,7 +421,7 @@ def test_hle_parquet_with_image_columns(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("change", "field"), [
     ({"question": "Which marker predicts relapse?"}, "question"),
-    ({"answer": "F"}, "answer_idx"),
+    ({"answer": "F"}, "answer"),  # the file's own field, not m1's answer_idx
 ])
 def test_hle_bad_multiple_choice_row(tmp_path: Path, change: dict[str, Any], field: str) -> None:
     rows = jsonl_rows("hle_test.jsonl")

@@ -39,6 +39,14 @@ def test_read_predictions_keeps_extra_fields_and_line_numbers(tmp_path):
     assert rows[1].reply == ""
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_a_reply_with_a_line_separator_stays_one_row(tmp_path, separator):
+    """Replies are written raw (ensure_ascii=False); JSON allows these characters inside a string."""
+    path = write(tmp_path / "p.jsonl", [record("u1", f"first{separator}then \\boxed{{B}}"), record("u2", "C")])
+    rows = read_predictions(path)
+    assert [(r.uid, r.line, r.reply) for r in rows] == [("u1", 1, f"first{separator}then \\boxed{{B}}"), ("u2", 2, "C")]
+
+
 @pytest.mark.parametrize(
     ("line", "field", "problem"),
     [

@@ -7,13 +7,16 @@
 `FORMATS` is the one list of formats: detection, loading, `--format` and the messages that list the
 choices all read it. A format is a name, a line saying what it reads, a test of whether a file
 holds it and a converter from one record to a row (`m1.data.rows` checks every row the same way).
+Every record goes through `Format.row_from`: a record that could not be read, a converter's
+`RowFault`, and any other failure of a converter on a value it did not expect all become a
+problem at that row naming the field, which `skip_invalid` skips like any other bad row.
 Formats read from the evaluation bundle and our own files:
 
 - `m1-eval`          m1 / HuatuoGPT-o1 evaluation JSON, `{source: [{question, options, answer, answer_idx}]}`
 - `eval-jsonl`       one item per record in the evaluation style: the official MedQA JSONL (jind11/MedQA,
                      4- and 5-option, `meta_info`), and the bundle's MedBullets, MedXpertQA (answer letter
                      in `label`) and HLE (`answer` written "C. text\\n") files; extra fields become metadata
-- `headqa`           HEAD-QA exam JSON (`exams.*.data[]` with `qid`, `qtext`, `answers`, `ra`)
+- `headqa`           HEAD-QA exam JSON (`exams.*.data[]` with `qid`, `qtext`, `answers`, `ra`; the release)
 - `huatuo-demo`      the HuatuoGPT-o1 demo file; its reasoning chain and response go to metadata
 - `items`            our own schema (with `source`, or options as JSON text) as JSONL, CSV or Parquet
 
@@ -38,30 +41,31 @@ from typing import Any
 
 from m1.data import upstream
 from m1.data.errors import DataError
-from m1.data.items import OPTION_LETTERS, MCQItem
+from m1.data.items import MCQItem
 from m1.data.rows import LoadResult, RawRow, RowFault, validate_rows
-from m1.data.tables import Content, Record, Table, read_content, read_json
+from m1.data.tables import Content, Record, Table, as_record, read_content, read_json
 from m1.data.upstream import PUBMEDQA_INSTRUCTION, Converter
 
 # The public names; LoadResult, PUBMEDQA_INSTRUCTION and read_json are re-exported for existing callers.
-__all__ = ["FORMATS", "Format", "LoadResult", "PUBMEDQA_INSTRUCTION", "detect_format", "load_items",
-           "load_pubmedqa_split", "read_json"]
+__all__ = ["FORMATS", "Format", "LoadResult", "PUBMEDQA_INSTRUCTION", "detect_format", "format_of", "load_content",
+           "load_items", "load_pubmedqa_split", "read_json"]
 
 
 @dataclass(frozen=True)
 class Format:
     """One file format: what it reads, how to tell a file holds it, and how its records become rows.
 
-    A row format gives `fits` (does this table hold my rows?) and `convert` (one record → row); a
-    document format (nested JSON) gives `fits_document` and `read_document` instead.
+    A row format gives `fits` (does this table hold my rows?); a document format (nested JSON)
+    gives `fits_document` and `records_of` (the document's rows, each with where it is). Both
+    give `convert` (one record → row).
     """
 
     name: str
     summary: str
+    convert: Converter
     fits: Callable[[Table], bool] | None = None
-    convert: Converter | None = None
     fits_document: Callable[[Any], bool] | None = None
-    read_document: Callable[[Path, Any, str | None], Iterator[RawRow]] | None = None
+    records_of: Callable[[Path, Any], Iterable[tuple[str, Record]]] | None = None
     default_source: str | None = None  # the source of rows that have none (else the file's stem)
     fallback: bool = False  # generic: claims a file only when no specific format does
 
@@ -74,8 +78,8 @@ class Format:
         return self.table_in(content) is not None
 
     def raw_rows(self, content: Content, source: str | None) -> Iterator[RawRow]:
-        if self.read_document is not None:
-            return self.read_document(content.path, content.document, source)
+        if self.records_of is not None:
+            return self.rows_from(content.path, self.records_of(content.path, content.document), source)
         table = self.table_in(content) or next(iter(content.tables), None)
         if table is None:
             raise DataError.at(content.path, "", "", f"the file holds no records a {self.name} file could have",
@@ -83,25 +87,55 @@ class Format:
         return self.rows_from(content.path, table.records, source)
 
     def rows_from(self, path: Path, records: Iterable[tuple[str, Record]], source: str | None) -> Iterator[RawRow]:
-        """Rows from records; one that could not be read, or that the converter rejects, becomes a
-        row carrying the DataError at that row (so `skip_invalid` can skip it like any other)."""
-        if self.convert is None:
-            raise DataError.at(path, "", "", f"{self.name} is a whole-document format, not one of rows")
-        for where, record in records:
-            if isinstance(record, DataError):
-                yield RawRow(where, source, None, None, None, error=record)
-                continue
-            try:
-                yield self.convert(where, record, source)
-            except RowFault as fault:
-                yield RawRow(where, source, None, None, None,
-                             error=DataError.at(path, where, fault.field, fault.problem, fault.fix))
+        """Rows from records, one for each; see `row_from`."""
+        return (self.row_from(path, where, record, source) for where, record in records)
+
+    def row_from(self, path: Path, where: str, record: Record, source: str | None) -> RawRow:
+        """The converter's row, or a row carrying the DataError at that row (so that `skip_invalid`
+        skips it like any other) when the record could not be read or the converter fails on it.
+
+        Converters check the types they rely on and raise `RowFault` naming the field. A converter
+        that fails any other way met a value it does not check; the row still becomes a problem
+        (not a traceback) naming the field it was reading and the exception, so it can be fixed.
+        """
+        if isinstance(record, DataError):
+            return RawRow(where, source, None, None, None, error=record)
+        reading = _Reading(record)
+        try:
+            return self.convert(where, reading, source)
+        except RowFault as fault:
+            error = DataError.at(path, where, fault.field, fault.problem, fault.fix)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as err:
+            error = DataError.at(path, where, reading.last, f"the {self.name} reader cannot read this row "
+                                 f"({type(err).__name__}: {err})",
+                                 "fix the value or rerun with --skip-invalid to skip the row; if the row is "
+                                 "right, this is a bug in m1's reader for the format")
+        return RawRow(where, source, None, None, None, error=error)
+
+
+class _Reading(dict[str, Any]):
+    """A record that remembers the last field looked up in it, for the message of a failure."""
+
+    __slots__ = ("last",)
+
+    def __init__(self, record: dict[str, Any]):
+        super().__init__(record)
+        self.last = ""
+
+    def __getitem__(self, key: str) -> Any:
+        self.last = key
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.last = key
+        return super().get(key, default)
 
 
 # --------------------------------------------------------------------------- the bundle's and our own formats
 
 
-def _read_m1_eval(path: Path, data: Any, source: str | None) -> Iterator[RawRow]:
+def _m1_eval_records(path: Path, data: Any) -> Iterator[tuple[str, Record]]:
+    """Each item with the name of the source it is filed under as its `source`."""
     if not isinstance(data, dict):
         raise DataError.at(path, "", "", "expected an object {source_name: [items]} at the top level")
     for name, items in data.items():
@@ -109,10 +143,13 @@ def _read_m1_eval(path: Path, data: Any, source: str | None) -> Iterator[RawRow]
             raise DataError.at(path, name, "", f"source '{name}' is not a list of items")
         for index, row in enumerate(items):
             where = f"{name}[{index}]"
-            if not isinstance(row, dict):
-                raise DataError.at(path, where, "", "item is not a JSON object")
-            yield RawRow(where, source or name, row.get("question"), row.get("options"),
-                         row.get("answer_idx"), row.get("answer"))
+            record = as_record(path, where, row)
+            yield where, (record | {"source": name}) if isinstance(record, dict) else record
+
+
+def _m1_eval_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
+    return RawRow(where, source or row["source"], row.get("question"), row.get("options"),
+                  row.get("answer_idx"), row.get("answer"))
 
 
 def _is_m1_eval(data: Any) -> bool:
@@ -120,21 +157,23 @@ def _is_m1_eval(data: Any) -> bool:
             and all(isinstance(items[0], dict) for items in data.values() if items))
 
 
-def _read_headqa(path: Path, data: Any, source: str | None) -> Iterator[RawRow]:
+def _headqa_records(path: Path, data: Any) -> Iterator[tuple[str, Record]]:
+    """Each question of each exam, with its exam's name, category and year beside its own fields."""
     exams = data.get("exams") if isinstance(data, dict) else None
     if not isinstance(exams, dict):
         raise DataError.at(path, "", "exams", "not a HEAD-QA file: no 'exams' object")
     for exam_name, exam in exams.items():
-        for index, row in enumerate(exam.get("data", [])):
+        questions = exam.get("data") if isinstance(exam, dict) else None
+        if not isinstance(questions, list):
+            where = f"exams.{exam_name}"
+            yield where, DataError.at(path, where, "data", "an exam must be an object whose 'data' is a list of "
+                                      "questions", "fix the exam or rerun with --skip-invalid to skip it")
+            continue
+        exam_fields = {"exam": exam_name, "category": exam.get("category"), "year": exam.get("year")}
+        for index, row in enumerate(questions):
             where = f"exams.{exam_name}.data[{index}]"
-            answers = row.get("answers") or []
-            options = {OPTION_LETTERS[i]: a.get("atext") for i, a in enumerate(answers)}
-            by_aid = {str(a.get("aid")): OPTION_LETTERS[i] for i, a in enumerate(answers)}
-            right = str(row.get("ra", ""))
-            metadata = {"exam": exam_name, "category": exam.get("category"), "year": exam.get("year"),
-                        "qid": row.get("qid"), "ra": right, "image": row.get("image") or ""}
-            yield RawRow(where, source, row.get("qtext"), options,
-                         by_aid.get(right, right), None, f"{exam_name}/{row.get('qid')}", metadata)
+            record = as_record(path, where, row)
+            yield where, (record | exam_fields) if isinstance(record, dict) else record
 
 
 EVAL_JSONL_CORE = {"question", "options", "answer", "answer_idx", "label"}
@@ -147,9 +186,9 @@ def _eval_jsonl_row(where: str, row: dict[str, Any], source: str | None) -> RawR
     if isinstance(answer, str) and isinstance(answer_idx, str) and answer.startswith(f"{answer_idx.strip()}. "):
         answer = _letter_prefixed_answer(answer, answer_idx.strip(), row.get("options"))
         metadata["answer_as_written"] = row["answer"]
-    original = row.get("id", row.get("idx"))
     return RawRow(where, source, row.get("question"), upstream.lettered(row.get("options")), answer_idx, answer,
-                  None if original is None else str(original), metadata)
+                  upstream.identifier(row, "id" if "id" in row else "idx"), metadata,
+                  fields={"answer_idx": "label"} if "answer_idx" not in row and "label" in row else {})
 
 
 def _letter_prefixed_answer(answer: str, letter: str, options: Any) -> str | None:
@@ -178,10 +217,9 @@ def _huatuo_demo_row(where: str, row: dict[str, Any], source: str | None) -> Raw
 
 
 def _own_schema_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
-    original = row.get("id") or row.get("original_id")
     return RawRow(where, source or row.get("source") or "", row.get("question"), row.get("options"),
-                  row.get("answer_idx"), row.get("answer"), None if original is None else str(original),
-                  row.get("metadata") or {})
+                  row.get("answer_idx"), row.get("answer"),
+                  upstream.identifier(row, "id") or upstream.identifier(row, "original_id"), row.get("metadata") or {})
 
 
 # --------------------------------------------------------------------------- how a table shows its format
@@ -219,13 +257,13 @@ def _embeds_choices(table: Table) -> bool:
 FORMATS: dict[str, Format] = {
     fmt.name: fmt
     for fmt in (
-        Format("m1-eval", "m1 / HuatuoGPT-o1 evaluation JSON {source: [items]}",
-               fits_document=_is_m1_eval, read_document=_read_m1_eval),
+        Format("m1-eval", "m1 / HuatuoGPT-o1 evaluation JSON {source: [items]}", _m1_eval_row,
+               fits_document=_is_m1_eval, records_of=_m1_eval_records),
         Format("eval-jsonl", "one item per record: question, options, answer_idx or label (MedQA's official JSONL, "
                "the bundle's MedBullets/MedXpertQA/HLE)", fits=_is_eval_style, convert=_eval_jsonl_row, fallback=True),
-        Format("headqa", "HEAD-QA exam JSON (exams.*.data[])",
+        Format("headqa", "HEAD-QA exam JSON (exams.*.data[])", upstream.headqa_exam_row,
                fits_document=lambda data: isinstance(data, dict) and isinstance(data.get("exams"), dict),
-               read_document=_read_headqa, default_source="HeadQA"),
+               records_of=_headqa_records, default_source="HeadQA"),
         Format("huatuo-demo", "the HuatuoGPT-o1 demo file (Complex_CoT, Response)",
                fits=_has("question", "Complex_CoT"), convert=_huatuo_demo_row, default_source="HuatuoDemo"),
         Format("items", "m1's own rows: source, question, options, answer_idx (JSONL, CSV, Parquet)",
@@ -259,7 +297,8 @@ FORMATS: dict[str, Format] = {
 }
 
 
-def _detect(content: Content) -> str:
+def format_of(content: Content) -> str:
+    """The name of the one format whose rows a file read holds (see the module docstring)."""
     for generic in (False, True):
         found = [fmt for fmt in FORMATS.values() if fmt.fallback == generic and fmt.holds(content)]
         if len(found) > 1:
@@ -274,23 +313,27 @@ def _detect(content: Content) -> str:
 
 def detect_format(path: str | Path) -> str:
     """The name of the one format whose rows the file holds (see the module docstring)."""
-    return _detect(read_content(Path(path)))
+    return format_of(read_content(Path(path)))
 
 
 def load_items(
     path: str | Path, *, format: str | None = None, source: str | None = None, skip_invalid: bool = False
 ) -> LoadResult:
     """Read any supported file into validated items (see the module docstring)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError.at(path, "", "", "file not found", "check the path")
+    return load_content(read_content(Path(path)), format=format, source=source, skip_invalid=skip_invalid)
+
+
+def load_content(
+    content: Content, *, format: str | None = None, source: str | None = None, skip_invalid: bool = False
+) -> LoadResult:
+    """`load_items` for a file already read (`m1.data.tables.read_content`), so that a caller that
+    also needs its format or digest reads it once."""
     if format is not None and format not in FORMATS:
-        raise DataError.at(path, "", "", f"unknown format {format!r}", f"use one of: {', '.join(FORMATS)}")
-    content = read_content(path)
-    fmt = FORMATS[format or _detect(content)]
-    default = fmt.default_source or path.stem
+        raise DataError.at(content.path, "", "", f"unknown format {format!r}", f"use one of: {', '.join(FORMATS)}")
+    fmt = FORMATS[format or format_of(content)]
+    default = fmt.default_source or content.path.stem
     rows = (raw if raw.source is not None else _named(raw, default) for raw in fmt.raw_rows(content, source))
-    return validate_rows(path, fmt.name, rows, skip_invalid)
+    return validate_rows(content.path, fmt.name, rows, skip_invalid)
 
 
 def _named(raw: RawRow, source: str) -> RawRow:

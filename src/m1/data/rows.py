@@ -5,8 +5,9 @@
 Every format reader only says which field of its record is the question, the options, the answer;
 the rules live here once: every string is stripped; a missing field, an answer letter that is not
 an option, answer text that differs from its option, empty options or a repeated option letter
-raise `DataError` naming the file, the row and the field, or with `skip_invalid` are recorded in
-`problems` and skipped. A reader that leaves a row out on purpose (HLE's exact-match questions)
+raise `DataError` naming the file, the row and the field (the file's own name for it, which a
+reader gives in `RawRow.fields` where it differs from m1's), or with `skip_invalid` are recorded
+in `problems` and skipped. A reader that leaves a row out on purpose (HLE's exact-match questions)
 sets `excluded` to the reason, and the result counts those rows by reason.
 """
 
@@ -56,6 +57,16 @@ class RawRow:
     metadata: Any = field(default_factory=dict)
     error: DataError | None = None  # a row-level fault found while parsing (bad JSON line)
     excluded: str | None = None  # why the format leaves this row out (not an error)
+    # The file's own name of a field where it is not m1's: {"answer_idx": "label"}. "options"
+    # also names where the options came from, so "options.B" becomes "<that>.B" unless given.
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def field_name(self, name: str) -> str:
+        """What the file calls m1's field `name` ("options.B", "answer_idx", ...)."""
+        if name in self.fields:
+            return self.fields[name]
+        head, dot, letter = name.partition(".")
+        return f"{self.fields[head]}.{letter}" if dot and head in self.fields else name
 
 
 class RowFault(Exception):
@@ -66,6 +77,16 @@ class RowFault(Exception):
         self.field, self.problem, self.fix = field_name, problem, fix
 
 
+def kind(value: Any) -> str:
+    """A value's JSON type in words, for messages about a wrong-typed field."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    names = {str: "text", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return next((name for cls, name in names.items() if isinstance(value, cls)), type(value).__name__)
+
+
 def _clean(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
@@ -74,7 +95,7 @@ def validate_row(path: Path, raw: RawRow, occurrence: int = 0) -> MCQItem:
     """Check a raw row field by field and build the item; the error names what would fix it."""
 
     def fail(field_name: str, problem: str, fix: str = FIELD_FIX) -> DataError:
-        return DataError.at(path, raw.where, field_name, problem, fix)
+        return DataError.at(path, raw.where, raw.field_name(field_name), problem, fix)
 
     if raw.error is not None:
         raise raw.error
@@ -90,7 +111,8 @@ def validate_row(path: Path, raw: RawRow, occurrence: int = 0) -> MCQItem:
 
     question = _clean(raw.question)
     if not isinstance(question, str) or not question:
-        raise fail("question", "missing or empty question")
+        raise fail("question", "missing or empty question" if question in (None, "") else
+                   f"question must be text, got {kind(question)}")
     if isinstance(raw.options, str):
         try:
             raw.options = json.loads(raw.options)
@@ -98,7 +120,9 @@ def validate_row(path: Path, raw: RawRow, occurrence: int = 0) -> MCQItem:
             raise fail("options", "options is a string that is not a JSON object",
                        'write options as {"A": "...", "B": "..."}') from None
     if not isinstance(raw.options, dict) or not raw.options:
-        raise fail("options", "missing or empty options", 'give options as {"A": "...", "B": "..."}')
+        raise fail("options", "missing or empty options" if not raw.options else
+                   f"options must be an object of lettered texts, got {kind(raw.options)}",
+                   'give options as {"A": "...", "B": "..."}')
     options: dict[str, str] = {}
     for letter, text in raw.options.items():
         letter = _clean(str(letter))
@@ -110,11 +134,12 @@ def validate_row(path: Path, raw: RawRow, occurrence: int = 0) -> MCQItem:
         # An empty option text is allowed: real benchmark files have them (HLE), and the item is
         # still answerable; `m1 data inspect` counts them.
         if not isinstance(text, str):
-            raise fail(f"options.{letter}", f"option {letter} is not text")
+            raise fail(f"options.{letter}", f"option {letter} is not text (got {kind(text)})")
         options[letter] = text
     answer_idx = _clean(raw.answer_idx)
     if not isinstance(answer_idx, str) or not answer_idx:
-        raise fail("answer_idx", "missing answer letter")
+        raise fail("answer_idx", "missing answer letter" if answer_idx in (None, "") else
+                   f"the answer letter must be text, got {kind(answer_idx)}")
     if answer_idx not in options:
         raise fail("answer_idx", f"answer letter {answer_idx!r} is not one of the options "
                    f"{', '.join(options)}")
@@ -122,7 +147,7 @@ def validate_row(path: Path, raw: RawRow, occurrence: int = 0) -> MCQItem:
     if answer is None or answer == "":
         answer = options[answer_idx]
     elif not isinstance(answer, str):
-        raise fail("answer", f"answer must be text, got {type(answer).__name__}")
+        raise fail("answer", f"answer must be text, got {kind(answer)}")
     elif answer != options[answer_idx]:
         raise fail("answer", f"answer text {answer!r} differs from option {answer_idx} "
                    f"{options[answer_idx]!r}", "make the answer text equal its option's text")

@@ -2,19 +2,34 @@
 
     m1 data build-eval --data-dir ../shared/data/eval --out runs/m1_eval_data.json
     m1 data build-eval --input MedXpertQA=Text/test.jsonl --input GPQA_Medical_test=gpqa_main.csv ...
-    m1 data convert medbullets_op4.csv --to m1-eval --out medbullets_op4.m1-eval.json
+    m1 data convert mmlu_pro_test.parquet --source MMLU-Pro_Medical_test   # that source's section alone
     suite = load_suite("runs/m1_eval_data.json")          # {source: [MCQItem]}
 
 A benchmark is a declaration (`SuiteSource`): its name in the m1 evaluation file, the bundle file
-it is read from by default and that file's format, and the official release it can be built from
-instead (`Upstream`: the release's loader formats and which of its rows the suite holds). Building
-reads every source through the loaders (which strip strings, fix HLE's "C. text" answers and
-check that each answer equals its option), writes the m1 evaluation JSON exactly as the paper's
-file is laid out, and writes a manifest beside it with per-source counts, uids, the format read,
-rows left out by the subset rule, and md5 digests of inputs and output. From the bundle the build
-is byte-identical to the published partial suite; from upstream files it cannot be, since GPQA's
-option order is m1's own (see `m1.data.upstream`) and the bundle repeats each GPQA question five
-times. Lancet and NEJM are part of the paper's suite but not public, so they are not declared here.
+it is read from by default and that file's format, how many options each of its items has where
+that is fixed, and the official release it can be built from instead (`Upstream`: the release's
+loader formats, its file, and which of its rows the suite holds). Every read of a source checks
+the option count, so the 5-option MedQA file is refused for the 4-option MedQA_USLME_test, and
+each MedBullets set for the other, with the release file to use.
+
+Building reads every source through the loaders (which strip strings, fix HLE's "C. text"
+answers and check that each answer equals its option; each input file is read and parsed once),
+writes the m1 evaluation JSON exactly as the paper's file is laid out, and writes a manifest
+beside it with per-source counts, the format read, rows left out by the subset rule, md5 digests
+of inputs and output, and the uids of the written file's items. The file keeps no row ids, so
+those uids are the ones `load_suite` gives it (content-based), whatever ids the inputs had.
+
+A source can be read from an m1 evaluation file: the section filed under its name, or the one
+section of a file that holds one source under another name (what `m1 data convert` writes) unless
+that name is another source of the suite. Such a file keeps no metadata, so a source whose
+release holds more than the suite (MMLU-Pro, GPQA, HLE, MedXpertQA) is taken from it only when it
+is filed under the source's name: `m1 data convert FILE --source NAME` reads the file as that
+source (its option count and subset rule applied) and files it so.
+
+From the bundle the build is byte-identical to the published partial suite; from upstream files
+it cannot be, since GPQA's option order is m1's own (see `m1.data.upstream`) and the bundle
+repeats each GPQA question five times. Lancet and NEJM are part of the paper's suite but not
+public, so they are not declared here.
 """
 
 from __future__ import annotations
@@ -28,10 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m1.data.errors import DataError
+from m1.data.errors import DataError, RowProblem
 from m1.data.items import MCQItem
-from m1.data.loaders import LoadResult, detect_format, load_items
-from m1.io import atomic_write_json, atomic_write_text, md5_file
+from m1.data.loaders import LoadResult, format_of, load_content, load_items
+from m1.data.tables import Content, read_content
+from m1.io import atomic_write_json, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -39,8 +55,15 @@ class Upstream:
     """An official release a source can be built from, and which of its rows the suite holds."""
 
     formats: tuple[str, ...]
+    release: str  # the release's file, as messages and the manifest name it
     subset: str = "every row"  # the rule in words, recorded in the manifest
     keep: Callable[[MCQItem], bool] | None = None
+
+
+def metadata_is(name: str, *values: str) -> Callable[[MCQItem], bool]:
+    """Keep items whose metadata `name` is one of `values`. Tested against a tuple, which compares
+    and never hashes, so a list or object in that field of a file is simply not kept."""
+    return lambda item: item.metadata.get(name) in values
 
 
 @dataclass(frozen=True)
@@ -51,10 +74,21 @@ class SuiteSource:
     key: str | None = None  # the source's key inside a multi-source m1-eval file
     in_domain: bool = False  # the paper's in-domain sets share a distribution with the training pools
     upstream: Upstream | None = None
+    options: int | None = None  # every item has this many options (None: the count varies)
 
     def accepts(self) -> tuple[str, ...]:
         """Formats this source can be read from: its bundle's, any m1 evaluation file, the upstream's."""
         return tuple(dict.fromkeys((self.format, "m1-eval", *(self.upstream.formats if self.upstream else ()))))
+
+    def check_option_count(self, path: Path, items: list[MCQItem]) -> None:
+        """A DataError naming the file, the counts found and the file to use, where items have another count."""
+        found = Counter(len(item.options) for item in items)
+        if self.options is None or set(found) <= {self.options}:
+            return
+        counts = ", ".join(f"{count} options ({n} of {len(items)} items)" for count, n in sorted(found.items()))
+        release = f"the official {self.upstream.release}" if self.upstream else "its own file"
+        raise DataError.at(path, "", "options", f"{self.name} holds {self.options}-option questions, but this "
+                           f"file's have {counts}", f"read {self.name} from {release} or the bundle's {self.file}")
 
 
 def _medxpertqa_published(item: MCQItem) -> bool:
@@ -63,29 +97,34 @@ def _medxpertqa_published(item: MCQItem) -> bool:
 
 
 HUATUO_FILE = "huatuo_eval_data.json"
+CHALLENGE_CLINICAL_QA = "HanjieChen/ChallengeClinicalQA medbullets/"
 SUITE: tuple[SuiteSource, ...] = (
-    SuiteSource("MedMCQA_validation", HUATUO_FILE, "m1-eval", "MedMCQA_validation", in_domain=True,
-                upstream=Upstream(("medmcqa", "medmcqa-release"))),
-    SuiteSource("MedQA_USLME_test", HUATUO_FILE, "m1-eval", "MedQA_USLME_test", in_domain=True,
-                upstream=Upstream(("eval-jsonl",))),
-    SuiteSource("PubMedQA_test", HUATUO_FILE, "m1-eval", "PubMedQA_test", in_domain=True,
-                upstream=Upstream(("pubmedqa", "pubmedqa-hub"))),
+    SuiteSource("MedMCQA_validation", HUATUO_FILE, "m1-eval", "MedMCQA_validation", in_domain=True, options=4,
+                upstream=Upstream(("medmcqa", "medmcqa-release"), "MedMCQA validation split (openlifescienceai/"
+                                  "medmcqa validation, or dev.json of the medmcqa/medmcqa release)")),
+    SuiteSource("MedQA_USLME_test", HUATUO_FILE, "m1-eval", "MedQA_USLME_test", in_domain=True, options=4,
+                upstream=Upstream(("eval-jsonl",), "jind11/MedQA data_clean/questions/US/4_options/"
+                                  "phrases_no_exclude_test.jsonl")),
+    SuiteSource("PubMedQA_test", HUATUO_FILE, "m1-eval", "PubMedQA_test", in_domain=True, options=3,
+                upstream=Upstream(("pubmedqa", "pubmedqa-hub"), "pubmedqa/pubmedqa data/ori_pqal.json (or "
+                                  "qiaojin/PubMedQA pqa_labeled)")),
     SuiteSource("MMLU-Pro_Medical_test", HUATUO_FILE, "m1-eval", "MMLU-Pro_Medical_test",
-                upstream=Upstream(("mmlu-pro",), "category health or biology (818 + 717 of the test split)",
-                                  lambda item: item.metadata.get("category") in {"health", "biology"})),
-    SuiteSource("GPQA_Medical_test", HUATUO_FILE, "m1-eval", "GPQA_Medical_test",
-                upstream=Upstream(("gpqa",), "High-level domain Biology (78 of gpqa_main)",
-                                  lambda item: item.metadata.get("High-level domain") == "Biology")),
+                upstream=Upstream(("mmlu-pro",), "TIGER-Lab/MMLU-Pro test split",
+                                  "category health or biology (818 + 717 of the test split)",
+                                  metadata_is("category", "health", "biology"))),
+    SuiteSource("GPQA_Medical_test", HUATUO_FILE, "m1-eval", "GPQA_Medical_test", options=4,
+                upstream=Upstream(("gpqa",), "idavidrein/gpqa gpqa_main.csv", "High-level domain Biology (78 of "
+                                  "gpqa_main)", metadata_is("High-level domain", "Biology"))),
     SuiteSource("HumanityLastExam", "reasoningeval/HLE_biomed.jsonl", "eval-jsonl",
-                upstream=Upstream(("hle",), "category Biology/Medicine",
-                                  lambda item: item.metadata.get("category") == "Biology/Medicine")),
-    SuiteSource("MedBullets_op4", "reasoningeval/medbullets_op4.jsonl", "eval-jsonl",
-                upstream=Upstream(("medbullets",))),
-    SuiteSource("MedBullets_op5", "reasoningeval/medbullets_op5.jsonl", "eval-jsonl",
-                upstream=Upstream(("medbullets",))),
+                upstream=Upstream(("hle",), "cais/hle test split", "category Biology/Medicine",
+                                  metadata_is("category", "Biology/Medicine"))),
+    SuiteSource("MedBullets_op4", "reasoningeval/medbullets_op4.jsonl", "eval-jsonl", options=4,
+                upstream=Upstream(("medbullets",), CHALLENGE_CLINICAL_QA + "medbullets_op4.csv")),
+    SuiteSource("MedBullets_op5", "reasoningeval/medbullets_op5.jsonl", "eval-jsonl", options=5,
+                upstream=Upstream(("medbullets",), CHALLENGE_CLINICAL_QA + "medbullets_op5.csv")),
     SuiteSource("MedXpertQA", "reasoningeval/MedXpertQA_test.jsonl", "eval-jsonl",
-                upstream=Upstream(("medxpertqa",), "ids Text-1001 to Text-2449 (1,449 of 2,450)",
-                                  _medxpertqa_published)),
+                upstream=Upstream(("medxpertqa",), "TsinghuaC3I/MedXpertQA Text/test.jsonl",
+                                  "ids Text-1001 to Text-2449 (1,449 of 2,450)", _medxpertqa_published)),
 )
 SUITE_FILE_NAME = "m1_eval_data.partial.json"
 # md5 of the published partial suite (../shared/data/eval/m1_eval_data.partial.json).
@@ -113,22 +152,51 @@ class SourceRead:
     path: Path
     format: str
     items: list[MCQItem]
+    input_md5: str
     outside_subset: int = 0  # upstream rows the suite does not hold (the subset rule)
     excluded: dict[str, int] = field(default_factory=dict)  # rows the format leaves out, by reason
+    problems: list[RowProblem] = field(default_factory=list)  # rows skipped as invalid (skip_invalid)
 
     @property
     def from_upstream(self) -> bool:
         upstream = self.declared.upstream
         return upstream is not None and self.format in upstream.formats and self.format != self.declared.format
 
-    def manifest_entry(self, eval_dir: Path | None) -> dict[str, Any]:
+    def left_out(self) -> dict[str, int]:
+        """Rows of the file the source does not hold, by reason: the format's, then the subset rule's."""
+        if not self.outside_subset:
+            return dict(self.excluded)
+        upstream = self.declared.upstream
+        return self.excluded | {f"outside {self.declared.name} ({upstream.subset})": self.outside_subset}
+
+    def manifest_entry(self, eval_dir: Path | None, uids: list[str]) -> dict[str, Any]:
         shown = self.path.relative_to(eval_dir) if eval_dir and self.path.is_relative_to(eval_dir) else self.path
-        entry: dict[str, Any] = {"count": len(self.items), "input": str(shown), "input_md5": md5_file(self.path),
+        entry: dict[str, Any] = {"count": len(self.items), "input": str(shown), "input_md5": self.input_md5,
                                  "format": self.format, "in_domain": self.declared.in_domain}
         if self.from_upstream:
-            entry |= {"subset": self.declared.upstream.subset, "outside_subset": self.outside_subset,
-                      "excluded": self.excluded}
-        return entry | {"uids": [item.uid for item in self.items]}
+            entry |= {"release": self.declared.upstream.release, "subset": self.declared.upstream.subset,
+                      "outside_subset": self.outside_subset, "excluded": self.excluded}
+        return entry | {"uids": uids}
+
+
+class InputFiles:
+    """The files sources are read from, each read and parsed once however many sources it serves
+    (the bundle's HuatuoGPT-o1 file holds five)."""
+
+    def __init__(self) -> None:
+        self._contents: dict[Path, Content] = {}
+        self._loaded: dict[tuple[Path, str, str | None, bool], LoadResult] = {}
+
+    def content(self, path: Path) -> Content:
+        if path.resolve() not in self._contents:
+            self._contents[path.resolve()] = read_content(path)
+        return self._contents[path.resolve()]
+
+    def load(self, path: Path, fmt: str, source: str | None, skip_invalid: bool) -> LoadResult:
+        key = (path.resolve(), fmt, source, skip_invalid)
+        if key not in self._loaded:
+            self._loaded[key] = load_content(self.content(path), format=fmt, source=source, skip_invalid=skip_invalid)
+        return self._loaded[key]
 
 
 def _suite_source(name: str) -> SuiteSource:
@@ -139,29 +207,47 @@ def _suite_source(name: str) -> SuiteSource:
     return found
 
 
-def read_source(declared: SuiteSource, path: Path, fmt: str | None = None,
-                cache: dict[tuple[Path, str | None], LoadResult] | None = None) -> SourceRead:
-    """One source from its bundle file or an upstream file (format detected unless given)."""
-    fmt = fmt or detect_format(path)
+def read_source(declared: SuiteSource, path: Path, fmt: str | None = None, files: InputFiles | None = None,
+                skip_invalid: bool = False) -> SourceRead:
+    """One source from its bundle file, an m1 evaluation file or an upstream file (format detected
+    unless given): its items, with the subset rule applied to an upstream file and the option count checked."""
+    files = files or InputFiles()
+    fmt = fmt or format_of(files.content(path))
     if fmt not in declared.accepts():
         raise DataError.at(path, "", "", f"this is a {fmt} file, but {declared.name} is read from "
                            f"{' or '.join(declared.accepts())}", f"pass {declared.name}'s own file")
     # An m1 evaluation file names its sources; any other file's rows all belong to this source.
-    source, key = (None, declared.key or declared.name) if fmt == "m1-eval" else (declared.name, declared.name)
-    cache = {} if cache is None else cache
-    if (path.resolve(), source) not in cache:
-        cache[path.resolve(), source] = load_items(path, format=fmt, source=source)
-    result = cache[path.resolve(), source]
-    items = result.by_source().get(key)
-    if items is None:
-        raise DataError.at(path, "", key, f"source '{key}' is missing from the file",
-                           f"the file holds: {', '.join(result.by_source()) or 'no items'}")
-    read = SourceRead(declared, path, fmt, items, excluded=dict(result.excluded))
+    result = files.load(path, fmt, None if fmt == "m1-eval" else declared.name, skip_invalid)
+    read = SourceRead(declared, path, fmt, _section(declared, path, result), files.content(path).md5,
+                      excluded=dict(result.excluded), problems=list(result.problems))
     keep = declared.upstream.keep if read.from_upstream else None
     if keep is not None:
-        read.items = [item for item in items if keep(item)]
-        read.outside_subset = len(items) - len(read.items)
+        kept = [item for item in read.items if keep(item)]
+        read.items, read.outside_subset = kept, len(read.items) - len(kept)
+    declared.check_option_count(path, read.items)
     return read
+
+
+def _section(declared: SuiteSource, path: Path, result: LoadResult) -> list[MCQItem]:
+    """The file's items of this source (see the module docstring for an m1 evaluation file)."""
+    grouped = result.by_source()
+    key = (declared.key or declared.name) if result.format == "m1-eval" else declared.name
+    if key in grouped:
+        return grouped[key]
+    names = ", ".join(grouped) or "no items"
+    if result.format == "m1-eval" and len(grouped) == 1:
+        only = next(iter(grouped))
+        upstream = declared.upstream
+        if any(other.name == only for other in SUITE):
+            raise DataError.at(path, "", only, f"the file holds {only}, another source of the suite, "
+                               f"not {declared.name}", f"pass {declared.name}'s own file")
+        if upstream is None or upstream.keep is None:
+            return grouped[only]
+        raise DataError.at(path, "", only, f"the file's one source is '{only}', but {declared.name} holds only "
+                           f"{upstream.subset} of {upstream.release}, and an m1 evaluation file keeps no field "
+                           "that rule could read", f"convert the release with `m1 data convert FILE --source "
+                           f"{declared.name}`, which keeps that subset, or pass the release itself")
+    raise DataError.at(path, "", key, f"source '{key}' is missing from the file", f"the file holds: {names}")
 
 
 def read_suite_sources(eval_dir: str | Path | None, names: list[str] | None = None,
@@ -176,9 +262,9 @@ def read_suite_sources(eval_dir: str | Path | None, names: list[str] | None = No
     if missing and eval_dir is None:
         raise DataError.at(missing[0], "", "", f"no input for {', '.join(missing)}",
                            f"pass --data-dir with the bundle, or --input {missing[0]}=FILE for each")
-    cache: dict[tuple[Path, str | None], LoadResult] = {}
-    return [read_source(declared, Path(inputs[declared.name]), cache=cache) if declared.name in inputs
-            else read_source(declared, Path(eval_dir) / declared.file, declared.format, cache)
+    files = InputFiles()
+    return [read_source(declared, Path(inputs[declared.name]), files=files) if declared.name in inputs
+            else read_source(declared, Path(eval_dir) / declared.file, declared.format, files)
             for declared in wanted]
 
 
@@ -199,30 +285,58 @@ def build_eval_suite(eval_dir: str | Path | None, out: str | Path, inputs: dict[
     out = Path(out)
     reads = read_suite_sources(eval_dir, inputs=inputs)
     write_eval_file(out, {read.declared.name: read.items for read in reads})
+    # The uids are those of the written file as anyone loads it: it keeps no ids, so they come
+    # from the content, not from the ids (MedMCQA's `id`, GPQA's `Record ID`, ...) an input had.
+    written = read_content(out)
+    uids = {name: [item.uid for item in items] for name, items in load_content(written, format="m1-eval").by_source().items()}
     manifest = {
         "file": out.name,
-        "md5": md5_file(out),
+        "md5": written.md5,
         "total": sum(len(read.items) for read in reads),
-        "sources": {read.declared.name: read.manifest_entry(eval_dir) for read in reads},
+        "sources": {read.declared.name: read.manifest_entry(eval_dir, uids[read.declared.name]) for read in reads},
     }
     atomic_write_json(manifest_path(out), manifest)
     return manifest
 
 
+@dataclass
+class Conversion:
+    """What `convert_file` wrote: the format it read, each source's items, and the rows left out."""
+
+    format: str
+    sources: dict[str, list[MCQItem]]
+    problems: list[RowProblem]  # rows skipped as invalid
+    left_out: dict[str, int]  # rows left out by rule (the format's, a suite source's subset), by reason
+
+
 def convert_file(path: str | Path, out: str | Path, *, to: str = "m1-eval", format: str | None = None,
-                 source: str | None = None, skip_invalid: bool = False) -> LoadResult:
-    """Read any supported file (an upstream release included) and write its items as `to`."""
+                 source: str | None = None, skip_invalid: bool = False) -> Conversion:
+    """Read any supported file (an upstream release included) and write its items as `to`.
+
+    A `source` that names a source of the suite reads the file as that source (`read_source`):
+    its option count is checked, an upstream file's subset rule applied, and the output filed
+    under that name, so that `build-eval --input NAME=OUT` builds exactly what the file would.
+    """
     path, out = Path(path), Path(out)
     if to not in WRITERS:
         raise DataError.at(out, "", "", f"cannot write {to!r}", f"use one of: {', '.join(WRITERS)}")
     if out.exists() and out.resolve() == path.resolve():
         raise DataError.at(out, "", "", "the output would overwrite the input", "choose another --out")
-    result = load_items(path, format=format, source=source, skip_invalid=skip_invalid)
-    if not result.items:
-        left = "; ".join(f"{n} {reason}" for reason, n in result.excluded.items()) or "no rows"
-        raise DataError.at(path, "", "", f"no items to write ({left})", "check the file and its format")
-    WRITERS[to](out, result.by_source())
-    return result
+    declared = next((candidate for candidate in SUITE if candidate.name == source), None)
+    if declared is not None:
+        read = read_source(declared, path, format, skip_invalid=skip_invalid)
+        done = Conversion(read.format, {declared.name: read.items}, read.problems, read.left_out())
+    else:
+        result = load_items(path, format=format, source=source, skip_invalid=skip_invalid)
+        done = Conversion(result.format, result.by_source(), result.problems, dict(result.excluded))
+    if not any(done.sources.values()):
+        reasons = [f"{n} {reason}" for reason, n in done.left_out.items()]
+        if done.problems:  # with skip_invalid every row may be bad: say why, as no report is written
+            reasons.append(f"{len(done.problems)} skipped as invalid, the first at {done.problems[0].describe()}")
+        raise DataError.at(path, "", "", f"no items to write ({'; '.join(reasons) or 'no rows'})",
+                           "check the file and its format")
+    WRITERS[to](out, done.sources)
+    return done
 
 
 def manifest_path(suite_file: Path) -> Path:

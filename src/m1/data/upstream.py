@@ -25,7 +25,14 @@ common to every format (stripping, answer equals its option, ...) happen later, 
 - PubMedQA    PQA-L keyed by PMID (`QUESTION`, `CONTEXTS`, `final_decision`; pubmedqa/pubmedqa),
               and the Hub's pqa_labeled rows (`pubid`, `context.contexts`); yes/no/maybe become
               options A/B/C and the question is written as the evaluation suite writes it
-- HEAD-QA     the Hub's rows (`data.Question`, `data.Options`, `data["Correct Option"]`)
+- HEAD-QA     the release's exam JSON (`exams.*.data[]`: `qtext`, `answers` [{aid, atext}], `ra`;
+              aghie/head-qa), each question with its exam's name, category and year; and the Hub's
+              rows (`data.Question`, `data.Options`, `data["Correct Option"]`)
+
+A converter checks the type of every value it computes with and raises `RowFault` naming the
+file's field (`context.contexts`, `answers[2].atext`); values it passes on as question, options or
+answer it names in `RawRow.fields` where the file calls them otherwise, so that `m1.data.rows`
+names the file's field too.
 
 GPQA stores the correct answer first, so its options need an order. `gpqa_option_order` shuffles
 them with a generator seeded by (GPQA_OPTION_SEED, the row's `Record ID`, or the SHA-1 of its
@@ -42,7 +49,7 @@ from collections.abc import Callable
 from typing import Any
 
 from m1.data.items import OPTION_LETTERS
-from m1.data.rows import RawRow, RowFault
+from m1.data.rows import RawRow, RowFault, kind
 
 Converter = Callable[[str, dict[str, Any], "str | None"], RawRow]
 
@@ -97,8 +104,23 @@ def as_int(value: Any) -> int | None:
     return None
 
 
-def _text_id(value: Any) -> str | None:
-    return None if _blank(value) else str(value).strip()
+def identifier(row: dict[str, Any], name: str) -> str | None:
+    """A row's own id, as text: None where it is blank; text or a whole number, else a RowFault."""
+    value = row.get(name)
+    if _blank(value):
+        return None
+    number = as_int(value) if not isinstance(value, str) else None
+    if number is None and not isinstance(value, str):
+        raise RowFault(name, f"{name} must be text or a whole number, got {kind(value)}")
+    return str(value).strip() if number is None else str(number)
+
+
+def _text(row: dict[str, Any], name: str, label: str | None = None) -> str:
+    """A field the converter computes with, which must be text; `label` is its name in messages."""
+    value = row.get(name)
+    if not isinstance(value, str):
+        raise RowFault(label or name, f"{label or name} must be text, got {kind(value)}")
+    return value
 
 
 def lettered(value: Any) -> Any:
@@ -214,7 +236,8 @@ def medmcqa_converter(first: int) -> Converter:
         options = {letter: row.get(f"op{letter.lower()}") for letter in "ABCD"}
         metadata = {key: row.get(key) for key in MEDMCQA_METADATA if key in row}
         return RawRow(where, source, row.get("question"), options, OPTION_LETTERS[cop - first], None,
-                      _text_id(row.get("id")), metadata)
+                      identifier(row, "id"), metadata,
+                      fields={f"options.{letter}": f"op{letter.lower()}" for letter in "ABCD"} | {"answer_idx": "cop"})
 
     return convert
 
@@ -222,13 +245,15 @@ def medmcqa_converter(first: int) -> Converter:
 def mmlu_pro_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
     options = row.get("options")
     if not isinstance(options, list) or not options:
-        raise RowFault("options", "options must be a list of option texts")
+        raise RowFault("options", f"options must be a list of option texts, got {kind(options)}")
     index = as_int(row.get("answer_index"))
     if index is None or not 0 <= index < len(options):
         raise RowFault("answer_index", f"answer_index {row.get('answer_index')!r} is not a position among "
                        f"the {len(options)} options")
     letter = row.get("answer")
-    if isinstance(letter, str) and letter.strip() and letter.strip() != OPTION_LETTERS[index]:
+    if not (letter is None or isinstance(letter, str)):
+        raise RowFault("answer", f"answer must be the answer's letter, got {kind(letter)}")
+    if letter and letter.strip() and letter.strip() != OPTION_LETTERS[index]:
         raise RowFault("answer", f"answer {letter!r} disagrees with answer_index {index} ({OPTION_LETTERS[index]})")
     kept = [i for i, text in enumerate(options) if not (isinstance(text, str) and text.strip() == MMLU_PRO_PADDING)]
     if index not in kept:
@@ -237,12 +262,14 @@ def mmlu_pro_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
     if len(kept) < len(options):
         metadata["padding_options_dropped"] = len(options) - len(kept)
     return RawRow(where, source, row.get("question"), {OPTION_LETTERS[n]: options[i] for n, i in enumerate(kept)},
-                  OPTION_LETTERS[kept.index(index)], None, _text_id(row.get("question_id")), metadata)
+                  OPTION_LETTERS[kept.index(index)], None, identifier(row, "question_id"), metadata,
+                  fields={f"options.{OPTION_LETTERS[n]}": f"options[{i}]" for n, i in enumerate(kept)}
+                  | {"answer_idx": "answer_index"})
 
 
 def gpqa_row_key(row: dict[str, Any]) -> str:
     """What seeds a GPQA row's option order: its Record ID, else a digest of its question."""
-    record_id = _text_id(row.get("Record ID"))
+    record_id = identifier(row, "Record ID")
     if record_id:
         return record_id
     question = row.get("Question") if isinstance(row.get("Question"), str) else ""
@@ -265,28 +292,34 @@ def gpqa_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
     options = {OPTION_LETTERS[position]: answers[answer] for position, answer in enumerate(order)}
     metadata = extras(row, {"Question", *GPQA_ANSWERS})
     return RawRow(where, source, row.get("Question"), options, OPTION_LETTERS[order.index(0)], None,
-                  _text_id(row.get("Record ID")), metadata)
+                  identifier(row, "Record ID"), metadata,
+                  fields={"question": "Question"} | {f"options.{OPTION_LETTERS[position]}": GPQA_ANSWERS[answer]
+                                                     for position, answer in enumerate(order)})
 
 
 MEDBULLETS_OPTIONS = ("opa", "opb", "opc", "opd", "ope")
 
 
 def medbullets_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
-    texts = [row.get(column) for column in MEDBULLETS_OPTIONS if column in row]
-    while texts and _blank(texts[-1]):  # a 4-option row in a table that also has an `ope` column
-        texts.pop()
+    columns = [column for column in MEDBULLETS_OPTIONS if column in row]
+    while columns and _blank(row[columns[-1]]):  # a 4-option row in a table that also has an `ope` column
+        columns.pop()
     # No id: the uid comes from the content, as for MedBullets in the evaluation bundle, so the
     # same question has the same uid whichever file it was read from.
-    return RawRow(where, source, row.get("question"), {OPTION_LETTERS[i]: t for i, t in enumerate(texts)},
+    return RawRow(where, source, row.get("question"), {OPTION_LETTERS[i]: row[c] for i, c in enumerate(columns)},
                   row.get("answer_idx"), row.get("answer"), None,
-                  extras(row, {"question", "answer_idx", "answer", *MEDBULLETS_OPTIONS}))
+                  extras(row, {"question", "answer_idx", "answer", *MEDBULLETS_OPTIONS}),
+                  fields={f"options.{OPTION_LETTERS[i]}": column for i, column in enumerate(columns)})
 
 
 IMAGE_NEEDED = "needs its image (the suite is text-only)"
 
 
 def medxpertqa_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
-    if row.get("images"):  # MedXpertQA MM: the question is about the pictures
+    images = row.get("images")
+    if not (images is None or isinstance(images, list)):
+        raise RowFault("images", f"images must be a list of file names, got {kind(images)}")
+    if images:  # MedXpertQA MM: the question is about the pictures
         return RawRow(where, source, None, None, None, excluded=IMAGE_NEEDED)
     options = lettered(row.get("options"))
     question = row.get("question")
@@ -294,30 +327,31 @@ def medxpertqa_row(where: str, row: dict[str, Any], source: str | None) -> RawRo
         question = remove_answer_choices(question, options)
     # `id` stays in the metadata too, as the bundle's MedXpertQA rows keep it.
     return RawRow(where, source, question, options, single_letter(row.get("label"), "label"), None,
-                  _text_id(row.get("id")), extras(row, {"question", "options", "label"}))
+                  identifier(row, "id"), extras(row, {"question", "options", "label"}), fields={"answer_idx": "label"})
 
 
 HLE_MULTIPLE_CHOICE = "multipleChoice"
 
 
 def hle_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
-    kind = row.get("answer_type")
-    if kind != HLE_MULTIPLE_CHOICE:
-        return RawRow(where, source, None, None, None, excluded=f"not multiple choice (answer_type {kind!r})")
+    kind_of_answer = row.get("answer_type")
+    if kind_of_answer != HLE_MULTIPLE_CHOICE:
+        return RawRow(where, source, None, None, None,
+                      excluded=f"not multiple choice (answer_type {kind_of_answer!r})")
     if not _blank(row.get("image")):
         return RawRow(where, source, None, None, None, excluded=IMAGE_NEEDED)
-    question = row.get("question")
-    split = split_answer_choices(question) if isinstance(question, str) else None
+    split = split_answer_choices(_text(row, "question"))
     if split is None:
         raise RowFault("question", "a multipleChoice question without an 'Answer Choices:' block")
     stem, block = split
     options = parse_answer_choices(block)
     if not options:
         raise RowFault("question", "its 'Answer Choices:' block lists no choices starting with 'A.'")
-    answer = row.get("answer")
-    letter = re.match(r"\s*([A-Z])(?![A-Za-z])", answer) if isinstance(answer, str) else None
+    answer = _text(row, "answer")
+    letter = re.match(r"\s*([A-Z])(?![A-Za-z])", answer)
     return RawRow(where, source, stem, options, letter.group(1) if letter else answer, None,
-                  _text_id(row.get("id")), extras(row, {"question", "answer", "image"}))
+                  identifier(row, "id"), extras(row, {"question", "answer", "image"}),
+                  fields={"options": "question", "answer_idx": "answer"})
 
 
 def pubmedqa_question(contexts: list[str], question: str) -> str:
@@ -325,37 +359,75 @@ def pubmedqa_question(contexts: list[str], question: str) -> str:
     return f"{' '.join(contexts)}\n\n{PUBMEDQA_INSTRUCTION}\n{question}".strip()
 
 
-def _pubmedqa_letter(decision: Any) -> Any:
-    return {text: letter for letter, text in PUBMEDQA_OPTIONS.items()}.get(decision, decision)
+def _contexts(value: Any, field_name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise RowFault(field_name, f"{field_name} must be a list of abstract sections (text), got "
+                       + (kind(value) if not isinstance(value, list) else "a list holding "
+                          + kind(next(c for c in value if not isinstance(c, str)))))
+    return value
+
+
+def _pubmedqa_letter(row: dict[str, Any]) -> str:
+    decision = _text(row, "final_decision")
+    letter = {text: letter for letter, text in PUBMEDQA_OPTIONS.items()}.get(decision.strip())
+    if letter is None:
+        raise RowFault("final_decision", f"final_decision {decision!r} is not one of "
+                       f"{', '.join(PUBMEDQA_OPTIONS.values())}")
+    return letter
 
 
 def pqal_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
     """A PQA-L record; the file is keyed by PMID, so `where` is the PMID."""
-    contexts = row.get("CONTEXTS")
-    if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
-        raise RowFault("CONTEXTS", "CONTEXTS must be a list of abstract sections")
-    if not isinstance(row.get("QUESTION"), str):
-        raise RowFault("QUESTION", "missing question")
+    contexts = _contexts(row.get("CONTEXTS"), "CONTEXTS")
+    question = _text(row, "QUESTION")
     metadata = {"pmid": where, "meshes": row.get("MESHES", []), "year": row.get("YEAR"),
                 "long_answer": row.get("LONG_ANSWER", "")}
-    return RawRow(where, source, pubmedqa_question(contexts, row["QUESTION"]), dict(PUBMEDQA_OPTIONS),
-                  _pubmedqa_letter(row.get("final_decision")), None, where, metadata)
+    return RawRow(where, source, pubmedqa_question(contexts, question), dict(PUBMEDQA_OPTIONS),
+                  _pubmedqa_letter(row), None, where, metadata, fields={"question": "QUESTION"})
 
 
 def pubmedqa_hub_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
-    context = row.get("context") or {}
-    contexts = context.get("contexts") if isinstance(context, dict) else None
-    pmid = str(row.get("pubid", ""))
-    question = pubmedqa_question(contexts, row["question"]) if contexts and row.get("question") else None
-    metadata = {"pmid": pmid, "long_answer": row.get("long_answer", "")}
-    return RawRow(where, source, question, dict(PUBMEDQA_OPTIONS), _pubmedqa_letter(row.get("final_decision")),
-                  None, pmid or None, metadata)
+    context = row.get("context")
+    if not isinstance(context, dict):
+        raise RowFault("context", f"context must be an object with the abstract's 'contexts', got {kind(context)}")
+    contexts = _contexts(context.get("contexts"), "context.contexts")
+    pmid = identifier(row, "pubid")
+    metadata = {"pmid": pmid or "", "long_answer": row.get("long_answer", "")}
+    return RawRow(where, source, pubmedqa_question(contexts, _text(row, "question")), dict(PUBMEDQA_OPTIONS),
+                  _pubmedqa_letter(row), None, pmid, metadata)
+
+
+def headqa_exam_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
+    """A question of the HEAD-QA release, with its exam's `exam`, `category` and `year` beside it."""
+    answers = row.get("answers")
+    if not isinstance(answers, list) or not all(isinstance(answer, dict) for answer in answers):
+        raise RowFault("answers", f"answers must be a list of {{aid, atext}} objects, got {kind(answers)}"
+                       + (" holding other values" if isinstance(answers, list) else ""))
+    if len(answers) > len(OPTION_LETTERS):
+        raise RowFault("answers", f"{len(answers)} answers; an item has at most {len(OPTION_LETTERS)}")
+    right = row.get("ra", "")
+    if not isinstance(right, (str, int)) or isinstance(right, bool):
+        raise RowFault("ra", f"ra must be the right answer's aid, got {kind(right)}")
+    by_aid = {str(answer.get("aid")): OPTION_LETTERS[i] for i, answer in enumerate(answers)}
+    exam, qid = row["exam"], row.get("qid")
+    metadata = {"exam": exam, "category": row.get("category"), "year": row.get("year"), "qid": qid,
+                "ra": str(right), "image": row.get("image") or ""}
+    return RawRow(where, source, row.get("qtext"), {OPTION_LETTERS[i]: a.get("atext") for i, a in enumerate(answers)},
+                  by_aid.get(str(right), str(right)), None, f"{exam}/{qid}", metadata,
+                  fields={"question": "qtext", "answer_idx": "ra", "options": "answers"}
+                  | {f"options.{OPTION_LETTERS[i]}": f"answers[{i}].atext" for i in range(len(answers))})
 
 
 def headqa_hub_row(where: str, row: dict[str, Any], source: str | None) -> RawRow:
-    data = row.get("data") or {}
+    data = row.get("data")
+    if not isinstance(data, dict):
+        raise RowFault("data", f"data must be an object with Question, Options and Correct Option, got {kind(data)}")
     options = data.get("Options")
     if isinstance(options, list):  # some exports keep the exam's list of {aid, atext}
+        if len(options) > len(OPTION_LETTERS):
+            raise RowFault("data.Options", f"{len(options)} options; an item has at most {len(OPTION_LETTERS)}")
         options = {OPTION_LETTERS[i]: (o.get("atext") if isinstance(o, dict) else o) for i, o in enumerate(options)}
     return RawRow(where, source, data.get("Question"), options, data.get("Correct Option"),
-                  data.get("Correct Answer"), row.get("id"), {"subject_name": row.get("subject_name")})
+                  data.get("Correct Answer"), identifier(row, "id"), {"subject_name": row.get("subject_name")},
+                  fields={"question": "data.Question", "options": "data.Options",
+                          "answer_idx": "data.Correct Option", "answer": "data.Correct Answer"})

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from m1.data.errors import DataError
+from m1.io import text_lines
 from m1.scoring.extract import GRADERS, MODES, score_reply
 from m1.scoring.metrics import Disagreement, ModeMetrics, ScoredRow, disagreement, mode_metrics
 
@@ -71,7 +72,7 @@ def read_predictions(path: str | Path) -> list[PredictionRow]:
 
     rows: list[PredictionRow] = []
     first_line_of: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         row = _parse_line(path, number, line)
