@@ -153,3 +153,10 @@ def test_bad_policy_values_are_rejected(bad: dict) -> None:
 def test_unknown_preset_names_choices() -> None:
     with pytest.raises(ValueError, match="m1, think-tags, no-think"):
         BudgetPolicy.from_preset("s1")
+
+
+def test_a_temperature_below_the_greedy_threshold_is_greedy() -> None:
+    from m1.engine.policy import GREEDY_BELOW, Sampling
+
+    assert Sampling(temperature=5e-324).temperature == Sampling(temperature=GREEDY_BELOW / 2).temperature == 0.0
+    assert Sampling(temperature=GREEDY_BELOW).temperature == GREEDY_BELOW

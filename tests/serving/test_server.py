@@ -225,3 +225,12 @@ def test_a_client_leaving_mid_stream_does_not_hurt_the_server(server, client) ->
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
     assert "client left mid-stream" in server.log()
+
+
+@pytest.mark.parametrize("temperature", [5e-324, 1e-45, 1e-6])
+def test_a_vanishing_temperature_decodes_greedily(client, temperature: float) -> None:
+    """1e-45 once divided the logits into inf: a 500 for this request and for its batch mates."""
+    kwargs = {"model": MODEL, "prompt": "The capital of France is", "max_tokens": 6}
+    greedy = client.completions.create(**kwargs, temperature=0)
+    tiny = client.completions.create(**kwargs, temperature=temperature)
+    assert tiny.choices[0].text == greedy.choices[0].text

@@ -16,19 +16,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PresetName = Literal["m1", "think-tags", "no-think"]
 
 
+# Temperatures below this decode greedily, as vLLM does: dividing logits by 1e-45 overflows to inf
+# and softmax to NaN, and no sampler can tell such a temperature from 0 anyway.
+GREEDY_BELOW = 1e-5
+
+
 class Sampling(BaseModel):
-    """Decoding settings; temperature 0 is greedy (the paper's setting)."""
+    """Decoding settings; temperature 0 (or below `GREEDY_BELOW`) is greedy (the paper's setting)."""
 
     model_config = ConfigDict(extra="forbid")
 
     temperature: float = Field(0.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = 0
+
+    @field_validator("temperature")
+    @classmethod
+    def _tiny_is_greedy(cls, temperature: float) -> float:
+        return 0.0 if temperature < GREEDY_BELOW else temperature
 
 
 class BudgetPolicy(BaseModel):

@@ -276,7 +276,7 @@ def _pick(logits, policy: BudgetPolicy, generator) -> int:
     sampling = policy.sampling
     if sampling.temperature == 0:
         return int(torch.argmax(logits).item())
-    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)  # float32: bf16/fp16 overflow
     if sampling.top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
         cumulative = torch.cumsum(sorted_probs, dim=-1)
