@@ -70,6 +70,17 @@ def test_hle_answer_prefix_is_removed(shared_data: Path) -> None:
     assert items[34].options["H"] == ""
 
 
+@pytest.mark.parametrize("answer_idx, answer", [("A", "A. Dermatitis herpetiformis"), ("B", "B. fragilis")])
+def test_an_option_whose_own_text_starts_with_its_letter_is_the_answer(tmp_path: Path, answer_idx, answer) -> None:
+    """MedMCQA has options such as "B. fragilis": that is the option's text, not HLE's "B. text" form."""
+    options = {"A": "A. Dermatitis herpetiformis", "B": "B. fragilis", "C": "Pemphigus", "D": "Lichen planus"}
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"source": "S", "question": "Which one?", "options": options, "answer": answer,
+                                "answer_idx": answer_idx}) + "\n")
+    item = load_items(path).items[0]
+    assert (item.answer_idx, item.answer) == (answer_idx, options[answer_idx])
+
+
 def test_medqa_5opt_keeps_meta_info(shared_data: Path) -> None:
     items = load_items(shared_data / "eval/medqa_test_5opt.jsonl").items
     assert all(len(item.options) == 5 for item in items)

@@ -183,7 +183,11 @@ def _eval_jsonl_row(where: str, row: dict[str, Any], source: str | None) -> RawR
     answer_idx = row.get("answer_idx", row.get("label"))
     answer = row.get("answer")
     metadata = {k: v for k, v in row.items() if k not in EVAL_JSONL_CORE}
-    if isinstance(answer, str) and isinstance(answer_idx, str) and answer.startswith(f"{answer_idx.strip()}. "):
+    options = row.get("options")
+    option = options.get(answer_idx.strip()) if isinstance(options, dict) and isinstance(answer_idx, str) else None
+    # "C. text" is HLE's way of writing option C, unless option C's own text starts that way.
+    if (isinstance(answer, str) and isinstance(answer_idx, str) and answer.startswith(f"{answer_idx.strip()}. ")
+            and not (isinstance(option, str) and answer.strip() == option.strip())):
         answer = _letter_prefixed_answer(answer, answer_idx.strip(), row.get("options"))
         metadata["answer_as_written"] = row["answer"]
     return RawRow(where, source, row.get("question"), upstream.lettered(row.get("options")), answer_idx, answer,
