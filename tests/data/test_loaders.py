@@ -75,9 +75,11 @@ def test_an_option_whose_own_text_starts_with_its_letter_is_the_answer(tmp_path:
     """MedMCQA has options such as "B. fragilis": that is the option's text, not HLE's "B. text" form."""
     options = {"A": "A. Dermatitis herpetiformis", "B": "B. fragilis", "C": "Pemphigus", "D": "Lichen planus"}
     path = tmp_path / "rows.jsonl"
-    path.write_text(json.dumps({"source": "S", "question": "Which one?", "options": options, "answer": answer,
+    path.write_text(json.dumps({"question": "Which one?", "options": options, "answer": answer,
                                 "answer_idx": answer_idx}) + "\n")
-    item = load_items(path).items[0]
+    result = load_items(path, source="S")
+    assert result.format == "eval-jsonl"
+    item = result.items[0]
     assert (item.answer_idx, item.answer) == (answer_idx, options[answer_idx])
 
 
