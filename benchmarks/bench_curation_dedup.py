@@ -11,7 +11,9 @@ The rows (the real MedQA/MedMCQA train splits are not available offline, so the 
 - planted leaks: a copy of up to 8,000 evaluation items, a third each with a short (< 13 words),
   a medium (13-39; the suite has 2,306) and a long (40+) question, each with 1-3 of the changes
   real leaks show: the five above, typos, a prefix ("Question 12:"), an appended instruction line
-  ("Choose the best answer.");
+  ("Choose the best answer."), option labels written into the options ("(a) x", "A. x", "1. x"),
+  the options written into the question under it with none or placeholders ("A", "Option A") as
+  options, HTML escapes ("&amp;", "&#39;", "&nbsp;") as scraped pages carry them;
   and evaluation questions of 12+ words reused with another item's options (only the question
   view can see those);
 - near misses: short evaluation stems (under 10 words, such as "All of the following are true
@@ -40,6 +42,7 @@ and N×M for decontamination; its 200K time is extrapolated from the subset by t
 from __future__ import annotations
 
 import argparse
+import html
 import random
 import re
 import string
@@ -66,7 +69,11 @@ DECONTAM = DecontamConfig()
 CONTAINMENT = DECONTAM.containment
 # Changes a symmetric rule sees through (pool copies, dedup) and those it does not (leaks).
 SYMMETRIC_CHANGES = ("whitespace", "case", "punctuation", "option order", "word edit")
-LEAK_CHANGES = (*SYMMETRIC_CHANGES, "typo", "prefix", "instruction")
+LEAK_CHANGES = (*SYMMETRIC_CHANGES, "typo", "prefix", "instruction", "labels", "options in question", "html")
+# The order changes are made in: typos touch the original words only, options are written into the
+# question after they are changed, text is added around all that, and escaping comes last.
+CHANGE_ORDER = {"typo": 0, "labels": 2, "options in question": 3, "prefix": 4, "instruction": 4, "html": 5}
+LABELS = ("({letter}) ", "{letter}) ", "{LETTER}. ", "{number}. ")
 PREFIXES = ("Question: ", "Q: ", "Q{n}. ", "Question {n}) ", "{n}. ", "Answer the following question.\n",
             "The following is a multiple choice question about medicine.\n", "Medical entrance exam: ",
             "Read the question and choose the correct option. ")
@@ -106,8 +113,7 @@ def perturb(rng: random.Random, question: str, options: dict[str, str], answer_i
              if (kind != "word edit" or len(question.split()) >= WORD_EDIT_MIN_WORDS)
              and (kind != "typo" or any(len(word) >= 4 and word.isalpha() for word in question.split(" ")))]
     chosen = rng.sample(kinds, rng.randint(1, min(3, len(kinds))))
-    # Typos first (between single spaces) and added text last, so that they touch the original words only.
-    for kind in sorted(chosen, key=lambda kind: (kind in ("prefix", "instruction"), kind != "typo")):
+    for kind in sorted(chosen, key=lambda kind: CHANGE_ORDER.get(kind, 1)):
         if kind == "whitespace":
             question = "  " + re.sub(r" ", lambda _: rng.choice([" ", "  ", "\n", " "]), question) + " \n"
         elif kind == "case":
@@ -132,6 +138,17 @@ def perturb(rng: random.Random, question: str, options: dict[str, str], answer_i
             question = rng.choice(PREFIXES).format(n=rng.randint(1, 200)) + question
         elif kind == "instruction":
             question = question + rng.choice(INSTRUCTIONS)
+        elif kind == "labels":
+            label = rng.choice(LABELS)
+            options = {letter: label.format(letter=letter.lower(), LETTER=letter, number=at + 1) + text
+                       for at, (letter, text) in enumerate(options.items())}
+        elif kind == "options in question":
+            question += "\n" + "\n".join(f"{letter}. {text}" for letter, text in options.items())
+            options = rng.choice([{}, {letter: letter for letter in options},
+                                  {letter: f"Option {letter}" for letter in options}])
+        elif kind == "html":
+            question = html.escape(question).replace(" ", "&nbsp;", rng.randint(0, 3))
+            options = {letter: html.escape(text) for letter, text in options.items()}
         else:  # one word replaced, deleted or repeated
             words = question.split(" ")
             at = rng.randrange(len(words))
@@ -152,7 +169,7 @@ def view_of(row: dict) -> str:
 
 def make_row(uid: str, source: str, question: str, options: dict[str, str], answer_idx: str, **tags: Any) -> dict:
     return {"uid": uid, "source": source, "question": question, "options": options, "answer_idx": answer_idx,
-            "answer": options[answer_idx], "prompt": sft_prompt(question, options), "metadata": {}, **tags}
+            "answer": options.get(answer_idx, ""), "prompt": sft_prompt(question, options), "metadata": {}, **tags}
 
 
 def real_rows(shared) -> list[dict]:
@@ -232,7 +249,10 @@ def build(shared, total: int, seed: int) -> tuple[list[dict], dict, list[dict]]:
     # Near misses take four options of four clean pool rows: another evaluation item's options could
     # be those of an item with the same generic stem (the row would be that item), and one pool row's
     # options would make the row a near duplicate of that pool row.
-    short_stems = [(key, item) for key, item in eval_items if len(item.question.split()) < NEAR_MISS_MAX_WORDS]
+    # Short in words as written and as normalised ("1,1,1,1 Tetra-floroethylene ..." is 9 words written
+    # and 13 normalised, enough for containment to look for the question alone: not a near miss).
+    short_stems = [(key, item) for key, item in eval_items
+                   if max(len(item.question.split()), len(question_view(item.question).split())) < NEAR_MISS_MAX_WORDS]
     clean_options = sorted({text for row in copyable for text in row["options"].values() if text})
     for key, item in rng.sample(short_stems, 1000):
         question = item.question if rng.random() < 0.5 else rng.choice(PREFIXES).format(n=7) + item.question

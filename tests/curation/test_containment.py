@@ -104,3 +104,39 @@ def test_items_added_after_a_lookup_are_found_and_keep_their_common_ngrams() -> 
     for key, question, options in items:
         [match] = index.find(probe("q 1 " + question, options))
         assert match.key == key and match.ngram_share == 1.0
+
+
+def test_one_probe_option_stands_for_one_item_option() -> None:
+    months = ["2 month", "3 month", "4 month", "5 month"]
+    question = "at what age does a child first smile socially"
+    index = index_of(("eval/smile", question, months))
+    assert [match.key for match in index.find(probe("q 2 " + question, list(reversed(months))))] == ["eval/smile"]
+    # "5 month" is within a digit of every option, but it is one option: three are missing.
+    assert index.find(probe("q 2 " + question, ["5 month", "penicillin g benzathine"])) == []
+    assert index.find(probe("q 2 " + question, ["5 month", "6 weeks", "1 year", "penicillin g benzathine"])) == []
+
+
+@pytest.mark.parametrize("placeholders", [[], ["a", "b", "c", "d"], ["option a", "option b", "option c", "option d"]])
+def test_options_written_into_the_question_are_found_there_when_the_options_are_placeholders(
+        placeholders: list[str]) -> None:
+    index = index_of(("eval/1", STEM, OPTIONS))
+    written = "q 4 " + STEM + " " + " ".join(f"{letter} {text}" for letter, text in zip("abcd", OPTIONS))
+    [match] = index.find(probe(written, placeholders))
+    assert match.key == "eval/1" and match.contained == 1.0
+    # Other options written there: the stem alone is not the item.
+    other = "q 4 " + STEM + " a lorazepam b phenytoin c diazepam d levetiracetam"
+    assert index.find(probe(other, placeholders)) == []
+
+
+def test_options_in_the_question_do_not_count_when_the_row_has_options_of_its_own() -> None:
+    # Options such as "1" or "a" are inside almost any question: only a row without real options of
+    # its own is taken to have written them there.
+    index = index_of(("eval/1", STEM, OPTIONS))
+    written = "q 4 " + STEM + " " + " ".join(f"{letter} {text}" for letter, text in zip("abcd", OPTIONS))
+    assert index.find(probe(written, ["lorazepam", "phenytoin", "diazepam", "levetiracetam"])) == []
+    # A copy of an item whose options are digits keeps them as options, and they still count there.
+    counts = ["1", "2", "3", "4"]
+    question = "how many pairs of cranial nerves carry parasympathetic fibres"
+    index = index_of(("eval/count", question, counts))
+    assert probe(question, counts).options_in_question
+    assert index.find(probe("q 1 " + question, list(reversed(counts))))[0].contained == 1.0

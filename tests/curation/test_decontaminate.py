@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from rapidfuzz import fuzz
+
 from m1.curation.decontaminate import DecontamConfig, Decontaminate
 from m1.curation.stage import Drop, dropped_rows, run_stage
+from m1.curation.text import question_view
 from m1.data.errors import DataError
 from m1.data.suite import load_suite
 
@@ -96,6 +101,25 @@ def _reversed(options: dict[str, str]) -> dict[str, str]:
     return dict(zip("ABCDEFGHIJ", reversed(list(options.values()))))
 
 
+def _labelled(options: dict[str, str], label: Callable[[int], str]) -> dict[str, str]:
+    return {letter: label(i) + text for i, (letter, text) in enumerate(options.items())}
+
+
+def _written_in(question: str, options: dict[str, str]) -> str:
+    """The question with its options written under it, as a prompt shows them."""
+    return question + "\n" + "\n".join(f"{letter}. {text}" for letter, text in options.items())
+
+
+def _escaped(text: str) -> str:
+    """HTML-escaped as a scraped page carries it: entities for quotes and ampersands, &nbsp; for spaces."""
+    return html.escape(text, quote=True).replace("&#x27;", "&#39;").replace(" ", "&nbsp;", 3)
+
+
+def _row(question: str, options: dict[str, str], **fields) -> dict:
+    """A row of `make_row`, which may have no options (an item asked with its options in the question)."""
+    return {**make_row(question, options or {"A": ""}, **fields), "options": options}
+
+
 PERTURBATIONS: dict[str, Perturb] = {
     "re-spaced": lambda q, o: ("  " + q.replace(" ", "  \n ") + " \n", o),
     "re-cased": lambda q, o: (q.upper(), {letter: text.lower() for letter, text in o.items()}),
@@ -105,6 +129,15 @@ PERTURBATIONS: dict[str, Perturb] = {
     "instruction": lambda q, o: (q + "\nChoose the best answer.", o),
     "all of these": lambda q, o: ("Q7. " + _typo(q).upper().replace(" ", "  ") + "\nAnswer with the letter of the "
                                   "correct option.", _reversed({k: v.lower() for k, v in o.items()})),
+    "labelled options (a)": lambda q, o: (q, _labelled(o, lambda i: f"({'abcdefghij'[i]}) ")),
+    "labelled options A.": lambda q, o: (q, _labelled(o, lambda i: f"{'ABCDEFGHIJ'[i]}. ")),
+    "labelled options 1.": lambda q, o: (q, _labelled(o, lambda i: f"{i + 1}. ")),
+    "options in the question": lambda q, o: (_written_in(q, o), {}),
+    "options in the question, letters": lambda q, o: (_written_in(q, o), {letter: letter for letter in o}),
+    "options in the question, 'Option A'": lambda q, o: (_written_in(q, o), {k: f"Option {k}" for k in o}),
+    "html escaped": lambda q, o: (_escaped(q) + "<br>", {k: _escaped(v) for k, v in o.items()}),
+    "instruction, labels, shuffled, typo": lambda q, o: ("Choose the best answer.\n" + _typo(q),
+                                                        _labelled(_reversed(o), lambda i: f"({'abcdefghij'[i]}) ")),
 }
 
 
@@ -121,7 +154,7 @@ def test_every_kind_of_leak_is_caught_on_short_and_long_stems(small_suite: Path,
     source = "MedMCQA_validation" if length == "short" else "MedQA_USLME_test"
     items = _short_stems(suite_items) if length == "short" else suite_items[source][:20]
     assert len(items) >= 20
-    rows = [make_row(*PERTURBATIONS[kind](item.question, item.options), uid=f"leak-{i}")
+    rows = [_row(*PERTURBATIONS[kind](item.question, item.options), uid=f"leak-{i}")
             for i, item in enumerate(items)]
     outcomes = stage_for(small_suite).process_batch(rows)
     for item, outcome in zip(items, outcomes):
@@ -162,6 +195,57 @@ def test_near_misses_are_kept(small_suite: Path, suite_items: dict) -> None:
     ]
     outcomes = stage_for(small_suite).process_batch(rows)
     flagged = [(row["question"], outcome.detail) for row, outcome in zip(rows, outcomes) if isinstance(outcome, Drop)]
+    assert flagged == []
+
+
+def _shared_stem_items(real_suite: dict) -> list[dict]:
+    """Real MedMCQA items with short stems whose options are near copies of each other ("2 month",
+    "3 month"): one option of a row is within a character or two of several of them."""
+    found = []
+    for item in real_suite["MedMCQA_validation"]:
+        texts = [text for text in item["options"].values() if text]
+        if len(question_view(item["question"]).split()) < 13 and len(texts) == 4 and all(
+                sum(fuzz.ratio(text, other) >= 70 for other in texts) == 4 for text in texts):
+            found.append(item)
+    return found
+
+
+def test_one_row_option_does_not_stand_for_several(real_suite: dict, tmp_path: Path) -> None:
+    items = _shared_stem_items(real_suite)
+    assert len(items) >= 20
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"MedMCQA_validation": items}), encoding="utf-8")
+    rows = []
+    for item in items:
+        texts = list(item["options"].values())
+        # The stem, one of its options and an unrelated one: a question with another answer set.
+        for keep in texts:
+            rows.append(make_row("Question 3: " + item["question"], {"A": keep, "B": "Penicillin G benzathine"}))
+    outcomes = stage_for(suite).process_batch(rows)
+    assert [row["options"] for row, outcome in zip(rows, outcomes) if isinstance(outcome, Drop)] == []
+    # With all of its options, each of those stems is found.
+    copies = [make_row("Question 3: " + item["question"], _reversed(item["options"])) for item in items]
+    assert all(isinstance(outcome, Drop) for outcome in stage_for(suite).process_batch(copies))
+
+
+def test_other_options_written_or_given_are_not_the_item(small_suite: Path, suite_items: dict) -> None:
+    short = _short_stems(suite_items)
+    others = short[1:] + short[:1]
+    rows = [
+        # The short stem with another item's options written into the question, placeholders as options.
+        *(make_row(_written_in(item.question, other.options), {k: k for k in other.options})
+          for item, other in zip(short, others)),
+        *(_row(_written_in(item.question, other.options), {}) for item, other in zip(short, others)),
+        # The short stem with two of its options and two of another item's: half of an answer set.
+        *(make_row(item.question, dict(zip("ABCD", list(item.options.values())[:2] + list(other.options.values())[:2])))
+          for item, other in zip(short, others) if len(item.options) == 4),
+        # Generic stems with placeholder options: nothing but the stem to find.
+        *(make_row(stem, {"A": "A", "B": "B", "C": "C", "D": "D"}) for stem in
+          ["Which of the following is true?", "All of the following are true except:", "Drug of choice is"]),
+    ]
+    outcomes = stage_for(small_suite).process_batch(rows)
+    flagged = [(row["question"], row["options"], outcome.detail)
+               for row, outcome in zip(rows, outcomes) if isinstance(outcome, Drop)]
     assert flagged == []
 
 

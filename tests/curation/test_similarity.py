@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import re
+
+import pytest
+
 from m1.curation.similarity import NearDuplicateSettings, SimilarityIndex
-from m1.curation.text import item_view, normalize, question_view
+from m1.curation.text import item_segments, item_view, normalize, option_texts, question_view
 
 STEM = ("A 45-year-old man presents with crushing chest pain radiating to the left arm for two hours. "
         "ECG shows ST elevation in leads II, III and aVF. Which artery is most likely occluded?")
@@ -20,6 +25,55 @@ def test_item_view_does_not_depend_on_option_order_or_letters() -> None:
     shuffled = {"A": OPTIONS["C"], "B": OPTIONS["A"], "C": OPTIONS["D"], "D": OPTIONS["B"]}
     assert item_view(STEM, OPTIONS) == item_view(STEM.upper(), shuffled)
     assert item_view(STEM, OPTIONS) != item_view(STEM, OPTIONS | {"D": "Posterior descending"})
+
+
+def test_html_escapes_are_undone_before_normalising() -> None:
+    escaped = html.escape(STEM, quote=True).replace(" ", "&nbsp;", 3).replace("'", "&#39;")
+    assert normalize(escaped) == normalize(STEM)
+    assert item_view(escaped, {k: html.escape(v) for k, v in OPTIONS.items()}) == item_view(STEM, OPTIONS)
+    assert normalize("Ca&#178;&#8314; &amp; Mg") == normalize("Ca²⁺ & Mg")
+
+
+LABELS = {"(a)": lambda i: f"({'abcdefghij'[i]}) ", "a)": lambda i: f"{'abcdefghij'[i]}) ",
+          "A.": lambda i: f"{'ABCDEFGHIJ'[i]}. ", "A:": lambda i: f"{'ABCDEFGHIJ'[i]}: ", "1.": lambda i: f"{i + 1}. "}
+
+
+@pytest.mark.parametrize("style", list(LABELS))
+def test_option_labels_written_into_the_options_are_set_aside(style: str) -> None:
+    texts = list(OPTIONS.values())
+    labelled = {k: LABELS[style](i) + text for i, (k, text) in enumerate(OPTIONS.items())}
+    assert item_view(STEM, labelled) == item_view(STEM, OPTIONS)
+    # Labelled, then shuffled: the labels are still the first ones, one each.
+    shuffled = dict(zip("ABCD", [labelled["C"], labelled["A"], labelled["D"], labelled["B"]]))
+    assert item_segments(STEM, shuffled) == item_segments(STEM, OPTIONS)
+    assert option_texts([LABELS[style](0) + "\t" + texts[0], LABELS[style](1) + texts[1]]) == texts[:2]
+    ten = [f"{number}. dose {number * 5} mg" for number in range(1, 11)]  # MMLU-Pro has ten options
+    assert option_texts(ten) == [f"dose {number * 5} mg" for number in range(1, 11)]
+
+
+def test_content_that_looks_like_a_label_is_kept() -> None:
+    bacteria = ["E. coli", "H. pylori", "B. fragilis", "C. difficile"]  # letters, but not the run A, B, C, D
+    assert option_texts(bacteria) == bacteria
+    assert option_texts(["A. fib", "Flutter", "SVT", "VT"]) == ["A. fib", "Flutter", "SVT", "VT"]
+    compound = ["(a) 1/4, (b) Seven", "(a) 3/16, (b) Six", "(a) 1/16, (b) Four"]  # every option "(a)"
+    assert option_texts(compound) == compound
+    assert option_texts(["(a) one"]) == ["(a) one"]  # a single option has no run of labels
+    assert option_texts(["A. x", "B. y", "D. z"]) == ["A. x", "B. y", "D. z"]  # a label is missing
+
+
+def test_real_suite_options_keep_their_text_unless_all_are_labelled(real_suite: dict) -> None:
+    looked_like_labels = stripped = 0
+    for items in real_suite.values():
+        for item in items:
+            texts = list(item["options"].values())
+            kept = option_texts(texts)
+            looked_like_labels += any(re.match(r"\(?[A-Ja-j1-9][).:]\s", text) for text in texts)
+            if kept != texts:
+                stripped += 1
+                # Only a full run of labels goes, and nothing after it.
+                assert [text.endswith(rest) for text, rest in zip(texts, kept)] == [True] * len(texts)
+                assert all(len(text) - len(rest) <= 5 for text, rest in zip(texts, kept))
+    assert looked_like_labels > stripped > 0  # "E. coli" and such are far more common than labelled runs
 
 
 def test_bulk_signatures_equal_datasketch_update_batch() -> None:

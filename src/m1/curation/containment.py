@@ -22,10 +22,15 @@ alignment confirms:
   when at least `ngram_floor` of its n-grams are in the new item (`ngram_share`).
 - confirm: the candidate's question is aligned at its best place in the new question (RapidFuzz
   `partial_ratio`: the window most like it, so words added around it cost nothing), and each of its
-  options is matched with the most similar new option (`fuzz.ratio`: an option such as "Stage 1" must
-  be an option, not two letters somewhere). The share of the candidate's characters matched this
-  way is `contained`; at or above `threshold`, with at least `question_share` of the question itself
-  found (so that an item is never found by its options alone), the new item contains the candidate.
+  options is matched with the most similar new option not matched yet (`fuzz.ratio`, longest options
+  first: an option such as "Stage 1" must be an option, not two letters somewhere, and one new option
+  "5 month" cannot stand for all of "2 month", "3 month", "4 month", "5 month"). When the new item
+  has no options of its own, only placeholders ("A", "Option A"; `Probe.options_in_question`), it
+  wrote them into its question, so each option is also looked for there (`partial_ratio`); only
+  then, as an option such as "1" or "A" is inside almost any question. The share of the candidate's
+  characters matched this way is `contained`; at or above `threshold`, with at least
+  `question_share` of the question itself found (so that an item is never found by its options
+  alone), the new item contains the candidate.
 
 n = 3 words (`ngram_words`): lm-eval-harness uses 13-grams, but MedMCQA stems are often shorter than
 13 words (median 11 in the suite), where a 13-gram cannot exist, and every typo removes up to n
@@ -37,6 +42,7 @@ where a typo costs a character and a different word costs the word, decides.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +52,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
 Gram = tuple[str, ...]
+# A normalised option that stands for no text: "a", "1", "option a", "choice 2".
+_PLACEHOLDER = re.compile(r"(?:(?:option|choice) )?\w{1,2}")
 
 
 class ContainmentSettings(BaseModel):
@@ -105,11 +113,17 @@ class Probe:
     question: str
     options: tuple[str, ...]
     grams: frozenset[Gram]
+    options_in_question: bool  # no options but placeholders: any options are written in the question
 
     @classmethod
     def of(cls, question: str, options: Sequence[str], ngram_words: int) -> Probe:
         options = tuple(option for option in options if option)
-        return cls(question, options, frozenset(ngrams([question, *options], ngram_words)))
+        placeholders = all(_PLACEHOLDER.fullmatch(option) for option in options)
+        grams = ngrams([question, *options], ngram_words)
+        if placeholders:
+            # An indexed option shorter than n words is one shorter n-gram: find it in the question too.
+            grams.update(*(ngrams([question], size) for size in range(1, ngram_words)))
+        return cls(question, options, frozenset(grams), placeholders)
 
 
 def _found_in(text: str, place: str, least: float) -> float:
@@ -127,11 +141,26 @@ def _found_in(text: str, place: str, least: float) -> float:
     return fuzz.ratio(text, place) / 100.0 * (len(text) + len(place)) / 2.0
 
 
+def _option_found(option: str, probe: Probe, unmatched: list[str]) -> float:
+    """The share of `option` found: in the most similar probe option not matched yet (which is then
+    matched), or, when the probe's options are placeholders, written into its question."""
+    found = 0.0
+    if unmatched:
+        _, score, place = process.extractOne(option, unmatched, scorer=fuzz.ratio)
+        if score > 0:
+            found = score / 100.0
+            del unmatched[place]
+    if probe.options_in_question and found < 1.0:
+        # A space on each side must match too: "2" inside "12" costs a character, as a word it does not.
+        found = max(found, fuzz.partial_ratio(f" {option} ", f" {probe.question} ") / 100.0)
+    return found
+
+
 def contained_share(question: str, options: Sequence[str], probe: Probe, settings: ContainmentSettings) -> float:
     """The share of an item's characters found in the probe: the question at its best place in the
-    probe's question, each option in the probe's most similar option. 0.0 when less than
-    `question_share` of the question is found, and as soon as the share cannot reach `threshold`
-    (so a long candidate that is not contained stops early)."""
+    probe's question, each option in the probe's most similar option left (`_option_found`). 0.0
+    when less than `question_share` of the question is found, and as soon as the share cannot reach
+    `threshold` (so a long candidate that is not contained stops early)."""
     options = [option for option in options if option]
     total = len(question) + sum(map(len, options))
     allowed = (1.0 - settings.threshold) * total  # characters that may go unmatched
@@ -140,11 +169,12 @@ def contained_share(question: str, options: Sequence[str], probe: Probe, setting
     if found < least:
         return 0.0
     lost = len(question) - found
+    unmatched = list(probe.options)
+    # Longest first: a long option is the surest of its match, and the one a short one would take.
     for option in sorted(options, key=len, reverse=True):
         if lost > allowed:
             return 0.0
-        best = process.extractOne(option, probe.options, scorer=fuzz.ratio) if probe.options else None
-        lost += len(option) * (1.0 - (best[1] / 100.0 if best else 0.0))
+        lost += len(option) * (1.0 - _option_found(option, probe, unmatched))
     return 0.0 if lost > allowed else 1.0 - lost / total
 
 

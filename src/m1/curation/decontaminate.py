@@ -19,13 +19,14 @@ instruction line ("Choose the best answer.") added falls below the symmetric rat
 matches nothing is also searched for evaluation items it *contains* (`m1.curation.containment`:
 proposed by word 3-gram containment of the evaluation side, confirmed when at least
 `containment.threshold` of the item's characters are found in the row, the question in the row's
-question and each option among its options, typos costing a character each), in the same two
-views. A question is looked for alone only from `containment.min_words` words: a shorter stem is
-inside many unrelated rows (of the 6,963 clean HEAD-QA and demo rows, looking for questions of 8+
-words alone flagged 29, of 10+ words 1, of 13+ none). Such a drop's detail names the item, the
-view and the shares found: "MedMCQA_validation/3f2a… (question+options view, contained 0.984,
-0.62 of its 3-grams)". `containment: null` turns this off; with `method: reference` it leaves the
-paper's rule alone.
+question and each option among its own options, one row option to one item option, typos costing a
+character each; a row whose options are empty or placeholders such as "A" or "Option A" wrote them
+into its question, where they are looked for too), in the same two views. A question is looked for
+alone only from `containment.min_words` words: a shorter stem is inside many unrelated rows (of the
+6,963 clean HEAD-QA and demo rows, looking for questions of 8+ words alone flagged 29, of 10+ words
+1, of 13+ none). Such a drop's detail names the item, the view and the shares found:
+"MedMCQA_validation/3f2a… (question+options view, contained 0.984, 0.62 of its 3-grams)".
+`containment: null` turns this off; with `method: reference` it leaves the paper's rule alone.
 
 The original compared a long training prompt against a short evaluation question (so near-copies
 scored far below the cutoff) and its MMLU branch compared against single characters (so it never
@@ -90,7 +91,7 @@ class Decontaminate(RowStage):
     """Drops rows that match or contain an evaluation item in either view."""
 
     name = "decontaminate"
-    version = "2"
+    version = "3"
 
     def __init__(self, config: DecontamConfig, run_dir: Path | None = None, *, name: str | None = None,
                  config_key: str = "decontaminate"):

@@ -51,7 +51,7 @@ class Deduplicate(SetStage):
     """Drops every row that repeats an earlier kept row, exactly or nearly."""
 
     name = "dedup"
-    version = "1"
+    version = "2"
 
     def __init__(self, config: DedupConfig, run_dir: Path | None = None):
         self.config = config
