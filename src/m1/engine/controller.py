@@ -10,12 +10,18 @@ semantics are identical on every backend and tested once:
   sample's own budget (the original used the batch minimum, so samples overshot B);
 - inserted text (extension strings, answer prefixes) is counted apart from generated tokens;
 - exactly one separator stands between the thinking so far and the extension string;
-- each sample reports its thinking and answer tokens, extensions used, and why thinking ended.
+- each sample reports its thinking and answer tokens, extensions used, and why thinking ended;
+- with `policy.early_exit`, thinking rounds also end at probe points (every N tokens, right after
+  a transition string, at a natural stop that would be extended): the controller then asks for a
+  `probe` step, which the backend runs on a side branch (its insert and output never join the
+  context) and reports with `record_probe()`; the controller alone decides whether the answer has
+  settled and thinking ends (`early_exit`), never below the minimum, never past B.
 
     controller = SampleController(policy)
     while (step := controller.next_step()) is not None:
         ...append step.insert, generate...
         controller.record_round(RoundOutput(text=..., n_tokens=..., stopped=...), inserted_tokens=n)
+        # or, for step.phase == "probe": controller.record_probe(ProbeResult(...))
     record = controller.record(prompt)
 """
 
@@ -26,17 +32,27 @@ from typing import Any, Literal
 
 from m1.engine.policy import BudgetPolicy
 
-ThinkingEnd = Literal["natural_stop", "budget_reached", "extensions_spent", "context_full", "no_thinking"]
+ThinkingEnd = Literal["natural_stop", "budget_reached", "extensions_spent", "context_full", "no_thinking",
+                      "early_exit"]
 
 
 @dataclass(frozen=True)
 class Step:
-    """One round for a backend: append `insert`, then generate up to `max_new_tokens`."""
+    """One round for a backend: append `insert`, then generate up to `max_new_tokens`.
 
-    phase: Literal["think", "answer"]
+    A think round also ends, with the text kept, right after any of `pauses` (early exit's
+    transition strings). A `probe` step is a side branch: the backend appends `insert` to a copy of
+    the context, reads the answer (`choices`: the option letters' next-token probabilities; no
+    choices: a greedy trial answer of at most `max_new_tokens`), reports a `ProbeResult` and
+    discards the branch.
+    """
+
+    phase: Literal["think", "answer", "probe"]
     insert: str
     max_new_tokens: int
     stops: tuple[str, ...]
+    pauses: tuple[str, ...] = ()
+    choices: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,25 @@ class RoundOutput:
     n_tokens: int
     stopped: bool
     token_ids: tuple[int, ...] | None = None
+    paused: bool = False  # a think round that ended right after one of the step's pauses (kept in text)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a probe read: the answer, its probability, and what the probe cost.
+
+    `probability` is the answer's share of the option letters' probability (`outside`: the mass
+    the next token put elsewhere) or a trial answer's mean token probability; None where the
+    backend could not read probabilities (then only `consistency` can use the probe).
+    """
+
+    answer: str | None
+    probability: float | None
+    read: Literal["letters", "trial"]
+    tokens: int  # tokens the probe fed and generated on its side branch
+    seconds: float
+    outside: float | None = None
+    note: str | None = None  # why the backend read it the way it did (e.g. no logprobs from the server)
 
 
 @dataclass
@@ -73,9 +108,22 @@ class GenerationRecord:
     # Every token the sample appended after its prompt, in order, as (kind, ids) with kind
     # "inserted" or "generated": filled by backends that see ids, when asked (tests, audits).
     trace: list[tuple[str, list[int]]] | None = None
+    # Early exit: the answer trajectory, one entry per probe (thinking tokens so far, answer,
+    # probability, …), and what the probes cost, counted apart from thinking. None without early exit.
+    probes: list[dict[str, Any]] | None = None
+    probe_tokens: int = 0
+    probe_seconds: float = 0.0
+    exit_rule: str | None = None  # the rule that decided, e.g. "confidence >= 0.9"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _rule(policy: BudgetPolicy) -> str:
+    ee = policy.early_exit
+    assert ee is not None
+    rule = f"confidence >= {ee.threshold:g}" if ee.method == "confidence" else f"consistency of {ee.agree} probes"
+    return rule + (" (observe only)" if ee.observe else "")
 
 
 def join_extension(text_so_far: str, extension: str) -> str:
@@ -99,17 +147,23 @@ def join_prefix(text_so_far: str, prefix: str) -> str:
 @dataclass
 class SampleController:
     policy: BudgetPolicy
+    choices: tuple[str, ...] | None = None  # the prompt's option letters, when it has options
     _phase: Literal["think", "answer", "done"] = "think"
     _pending: Step | None = None
+    _after_probe: Step | None = None  # where thinking goes on when a probe says "not settled"
     _record: GenerationRecord = field(default_factory=lambda: GenerationRecord(prompt=""))
     _thinking_text: str = ""
     _thinking_ids: list[int] = field(default_factory=list)
     _ids_complete: bool = True
+    _extending: bool = False  # the probe in progress stands before a "Wait" extension
 
     def __post_init__(self) -> None:
         p = self.policy
+        if p.early_exit is not None:
+            self._record.probes = []
+            self._record.exit_rule = _rule(p)
         if p.thinking:
-            self._pending = Step("think", "", p.max_thinking_tokens, p.think_stops)
+            self._pending = self._think_step("")
         else:
             self._phase = "answer"
             self._record.thinking_end = "no_thinking"
@@ -129,6 +183,8 @@ class SampleController:
         step = self._pending
         if step is None:
             raise RuntimeError("record_round called on a finished sample")
+        if step.phase == "probe":
+            raise RuntimeError("a probe step is answered with record_probe, not record_round")
         if out.n_tokens > step.max_new_tokens:
             raise RuntimeError(
                 f"backend generated {out.n_tokens} tokens for a round allowed {step.max_new_tokens}"
@@ -156,20 +212,94 @@ class SampleController:
         budget_left = p.max_thinking_tokens - rec.thinking_tokens
 
         if not out.stopped:
-            # Out of tokens: either the budget (B) or, when the backend capped the round, the context.
-            rec.thinking_end = "budget_reached" if budget_left <= 0 else "context_full"
+            if budget_left <= 0:
+                rec.thinking_end = "budget_reached"
+                return self._start_answer(p.answer_after_budget)
+            if out.paused or out.n_tokens == step.max_new_tokens:
+                # Only early exit's schedule limits a round below the budget: a probe point, or the
+                # minimum after which transitions count.
+                due = out.paused or self._probe_due(rec.thinking_tokens)
+                return self._checkpoint(self._think_step(""), probe=due)
+            # The backend capped the round below its budget: the context is full.
+            rec.thinking_end = "context_full"
             return self._start_answer(p.answer_after_budget)
         if p.wants_more_thinking(rec.thinking_tokens) and budget_left > 0:
             if rec.extensions_used < p.num_extensions:
-                rec.extensions_used += 1
                 # The prompt's thinking marker counts as text before the extension (it ends in a newline).
                 insert = join_extension(p.think_start + self._thinking_text, p.extension_str)
-                self._pending = Step("think", insert, budget_left, p.think_stops)
-                return None
+                # A natural stop that forcing would extend is the strongest transition: probe first.
+                return self._checkpoint(self._think_step(insert), probe=self._probes_on(), extension=True)
             rec.thinking_end = "extensions_spent"
         else:
             rec.thinking_end = "natural_stop"
         return self._start_answer(p.answer_after_stop)
+
+    # ------------------------------------------------------------------ early exit
+
+    def _think_step(self, insert: str) -> Step:
+        """The next thinking round: what is left of B, ended early at early exit's next probe point."""
+        p, used = self.policy, self._record.thinking_tokens
+        limit = p.max_thinking_tokens - used
+        if p.early_exit is None:
+            return Step("think", insert, limit, p.think_stops)
+        start, every = p.first_probe_at, p.early_exit.every
+        if 0 < start and used < start and p.transitions:
+            limit = min(limit, start - used)  # transitions count from the minimum on
+        if every is not None:
+            next_probe = max(start, used + 1)
+            next_probe += -next_probe % every  # the first multiple of `every` at or after it
+            limit = min(limit, next_probe - used)
+        return Step("think", insert, limit, p.think_stops, pauses=p.transitions if used >= start else ())
+
+    def _probes_on(self) -> bool:
+        return self.policy.early_exit is not None and self._record.thinking_tokens >= self.policy.first_probe_at
+
+    def _probe_due(self, used: int) -> bool:
+        every = self.policy.early_exit.every if self.policy.early_exit else None
+        return self._probes_on() and every is not None and used % every == 0
+
+    def _checkpoint(self, resume: Step, *, probe: bool, extension: bool = False) -> None:
+        """Probe now if due (thinking resumes with `resume` unless the answer has settled), else resume."""
+        if not probe:
+            self._record.extensions_used += extension
+            self._pending = resume
+            return
+        p = self.policy
+        insert = join_prefix(p.think_start + self._thinking_text, p.answer_after_budget)
+        size = 1 if self.choices else p.early_exit.probe_tokens
+        self._after_probe, self._extending = resume, extension
+        self._pending = Step("probe", insert, size, p.answer_stops, choices=self.choices)
+
+    def record_probe(self, result: ProbeResult) -> None:
+        """The backend read the answer on its side branch: settled (exit) or go on thinking."""
+        step = self._pending
+        if step is None or step.phase != "probe":
+            raise RuntimeError("record_probe called without a pending probe step")
+        rec = self._record
+        assert rec.probes is not None and self._after_probe is not None
+        rec.probes.append({"thinking_tokens": rec.thinking_tokens, "answer": result.answer,
+                           "probability": result.probability, "outside": result.outside, "read": result.read,
+                           "tokens": result.tokens, "seconds": round(result.seconds, 6), "note": result.note})
+        rec.probe_tokens += result.tokens
+        rec.probe_seconds += result.seconds
+        resume, self._after_probe = self._after_probe, None
+        if self._settled() and not self.policy.early_exit.observe:
+            rec.thinking_end = "early_exit"
+            return self._start_answer(self.policy.answer_after_budget)
+        rec.extensions_used += self._extending
+        self._pending = resume
+        return None
+
+    def _settled(self) -> bool:
+        """The policy's rule on the probes so far; without probabilities, confidence falls back to agreement."""
+        ee, rec = self.policy.early_exit, self._record
+        last = rec.probes[-1]
+        if ee.method == "confidence" and last["probability"] is not None:
+            return last["answer"] is not None and last["probability"] >= ee.threshold
+        if ee.method == "confidence":
+            rec.exit_rule = f"consistency of {ee.agree} probes (no probabilities: {last['note'] or 'not read'})"
+        recent = [probe["answer"] for probe in rec.probes[-ee.agree:]]
+        return len(recent) == ee.agree and recent[0] is not None and len(set(recent)) == 1
 
     def _start_answer(self, prefix: str) -> None:
         rec = self._record
@@ -187,6 +317,10 @@ class SampleController:
         self._record.trace.append((kind, list(ids)))
 
     # ------------------------------------------------------------------ result
+
+    @property
+    def phase(self) -> str:
+        return self._phase
 
     @property
     def done(self) -> bool:

@@ -3,6 +3,7 @@
     policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=1024, num_extensions=2)
     policy = BudgetPolicy.from_preset("think-tags")          # <think> … </think> models (R1-distill, Qwen3)
     policy = BudgetPolicy.from_preset("no-think")            # plain answers, for baselines
+    policy = BudgetPolicy.from_preset("m1", early_exit={"method": "confidence", "threshold": 0.9})
 
 The defaults follow SPEC §5 and the paper: the prompt ends with `<|im_start|>think\\n`; thinking
 stops on `<|im_start|>` or `<|im_end|>`; a natural stop is followed by `<|im_start|>answer`, a
@@ -10,6 +11,10 @@ budget hit by `\\n<|im_start|>answer\\nFinal Answer:`; the answer gets at most 1
 decoding is greedy. `num_extensions` ("Wait" rounds, K) and `min_thinking_tokens` are budget
 forcing: when thinking stops on its own, the extension string is appended and thinking goes on
 within what is left of the budget.
+
+`early_exit` makes the budget adaptive (SPEC §8: DEER, Dynasor): while the model thinks, the
+answer is probed on a side branch every `every` thinking tokens and right after transition strings,
+and thinking ends as soon as the answer has settled. The cap B and the minimum keep their meaning.
 """
 
 from __future__ import annotations
@@ -41,6 +46,39 @@ class Sampling(BaseModel):
         return 0.0 if temperature < GREEDY_BELOW else temperature
 
 
+DEFAULT_TRANSITIONS = ("\n\n", "Alternatively")
+
+
+class EarlyExit(BaseModel):
+    """When to look at the answer while the model thinks, and when it has settled.
+
+    A probe appends the preset's forced-answer prefix on a side branch (the thinking goes on as if
+    it had never happened) and reads the answer: the option letters' next-token probabilities for
+    multiple-choice prompts, a short greedy trial answer otherwise (its mean token probability).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["confidence", "consistency"] = Field(
+        "confidence", description="confidence: the probe's answer has probability >= threshold; "
+        "consistency: the last `agree` probes gave the same answer")
+    threshold: float = Field(0.95, gt=0.0, le=1.0, description="confidence needed to exit (DEER's code uses 0.95)")
+    agree: int = Field(2, ge=2, description="consistency: how many probes in a row must agree")
+    every: int | None = Field(64, ge=1, description="probe every this many thinking tokens (None: only at transitions)")
+    transitions: tuple[str, ...] | None = Field(
+        None, description="probe right after these strings in the thinking; default: the extension string, "
+        "a blank line and 'Alternatively'; () for none")
+    min_tokens: int = Field(0, ge=0, description="no probe before this many thinking tokens")
+    probe_tokens: int = Field(16, ge=1, description="free-form prompts: length of the trial answer")
+    observe: bool = Field(False, description="probe and record the answer trajectory, but never exit")
+
+    @model_validator(mode="after")
+    def _has_a_trigger(self) -> EarlyExit:
+        if self.every is None and self.transitions == ():
+            raise ValueError("early_exit needs a time to probe: set `every` or `transitions`")
+        return self
+
+
 class BudgetPolicy(BaseModel):
     """Everything that decides how one sample thinks and answers."""
 
@@ -59,6 +97,7 @@ class BudgetPolicy(BaseModel):
     min_thinking_tokens: int | None = Field(None, ge=0)
     max_answer_tokens: int = Field(1024, gt=0)
     sampling: Sampling = Field(default_factory=Sampling)
+    early_exit: EarlyExit | None = None
 
     @model_validator(mode="after")
     def _minimum_fits_budget(self) -> BudgetPolicy:
@@ -68,6 +107,28 @@ class BudgetPolicy(BaseModel):
                 f"({self.max_thinking_tokens})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _probes_need_an_answer_prefix(self) -> BudgetPolicy:
+        if self.early_exit is not None and not (self.thinking and self.answer_after_budget):
+            raise ValueError(f"early_exit probes the answer with the forced-answer prefix (answer_after_budget), "
+                             f"and preset {self.preset!r} has none: use a thinking preset (m1, think-tags)")
+        return self
+
+    @property
+    def transitions(self) -> tuple[str, ...]:
+        """The strings after which early exit probes (none without early exit)."""
+        if self.early_exit is None:
+            return ()
+        if self.early_exit.transitions is None:
+            return (self.extension_str, *DEFAULT_TRANSITIONS)
+        return self.early_exit.transitions
+
+    @property
+    def first_probe_at(self) -> int:
+        """Thinking tokens before which no probe runs: early exit never ends thinking below the minimum."""
+        assert self.early_exit is not None
+        return max(self.early_exit.min_tokens, self.min_thinking_tokens or 0)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: object) -> BudgetPolicy:

@@ -15,7 +15,7 @@ request's budget means exactly what it means in `m1 eval`.
   a client that leaves cancels its task, which aborts its round in the engine.
 
 Both push events to the request's asyncio queue: `("text", phase, piece)` while generating (only
-for streaming requests), then `("done", record)` or `("error", message)`. The transformers worker
+for streaming requests), `("probe", entry)` after each early-exit probe (streaming requests), then `("done", record)` or `("error", message)`. The transformers worker
 runs in its own thread, so it hands events over with `loop.call_soon_threadsafe`.
 """
 
@@ -70,6 +70,7 @@ class Job:
     policy: BudgetPolicy
     stream: bool
     loop: asyncio.AbstractEventLoop
+    choices: tuple[str, ...] | None = None  # the prompt's option letters: early-exit probes read them
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     task: asyncio.Task | None = None

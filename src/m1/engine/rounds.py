@@ -1,0 +1,228 @@
+"""The round loop, written once: how a sample's `SampleController` is driven by any backend that
+generates a round at a time (vLLM's offline and async engines, OpenAI-compatible servers).
+
+A backend supplies only "generate this round" (and "read this probe"); `SampleRun` does the rest:
+encode the step's insert, compute the round's limit so the answer always fits, cut the stop off
+what came back, keep the context as token ids, record the round, stream live text, keep a trace.
+
+    runs = start_runs(prompts, policy, tokenizer=tok, stops=StopMatcher(tok), max_context=4096)
+    drive(runs, executor, on_done=...)        # sync: each sample's next round goes in as its last ends
+    record = await arun(run, agenerate)       # async: one task per sample (the server)
+
+`drive` schedules per sample: an executor is told about each request the moment its sample is
+ready and hands back whichever finish first. An executor that runs everything it was given in
+one batch (`wait` = one `LLM.generate`) is the old lock-step schedule, kept as a baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from m1.engine.backends.base import (
+    OnText,
+    StopMatcher,
+    answer_reserve,
+    fail_if_prompt_too_long,
+    per_prompt_policies,
+    round_limit,
+)
+from m1.engine.controller import GenerationRecord, ProbeResult, RoundOutput, SampleController, Step
+from m1.engine.policy import BudgetPolicy
+
+# A live-probe callback: (sample index, the probe's entry in `GenerationRecord.probes`).
+OnProbe = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    """One round (or probe) a backend must generate for sample `index`.
+
+    `context` is every token id so far (for a probe: with the probe's insert on its side branch);
+    `text` is the same as text, for servers that take no ids. At most `limit` tokens.
+    """
+
+    index: int
+    step: Step
+    context: list[int]
+    text: str
+    limit: int
+    policy: BudgetPolicy
+    inserted: int  # tokens of the step's insert (part of `context`)
+
+    @property
+    def is_probe(self) -> bool:
+        return self.step.phase == "probe"
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        """Strings that end the round: the step's stops, then its pauses (early exit's transitions)."""
+        return self.step.stops + tuple(p for p in self.step.pauses if p not in self.step.stops)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What a backend generated for a round: ids as the engine gave them (a stop's own tokens
+    included) or, from servers without ids, the text and the server's token count."""
+
+    ids: Sequence[int] | None
+    stopped: bool  # a stop string, stop token or end-of-sequence ended it
+    text: str = ""
+    n_tokens: int | None = None
+
+
+class SampleRun:
+    """One sample on its way through its rounds: all of the loop but the generating."""
+
+    def __init__(self, index: int, prompt: str, policy: BudgetPolicy, *, tokenizer: Any, stops: StopMatcher,
+                 max_context: int, prompt_ids: Sequence[int] | None = None, choices: Sequence[str] | None = None,
+                 keep_trace: bool = False, on_text: OnText | None = None, on_probe: OnProbe | None = None,
+                 stream_generated: bool = True):
+        self.index, self.prompt, self.policy = index, prompt, policy
+        self.tokenizer, self.stop_matcher, self.max_context = tokenizer, stops, max_context
+        self.controller = SampleController(policy, tuple(choices) if choices else None)
+        self.context = list(prompt_ids) if prompt_ids is not None else self.encode(prompt)
+        self.text = prompt
+        self.reserve = answer_reserve(tokenizer, policy)
+        self.keep_trace, self.on_text, self.on_probe = keep_trace, on_text, on_probe
+        self.stream_generated = stream_generated  # False where the backend streams tokens itself
+        fail_if_prompt_too_long(self.controller, len(self.context), self.reserve, max_context)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    @property
+    def done(self) -> bool:
+        return self.controller.done
+
+    def record(self) -> GenerationRecord:
+        return self.controller.record(self.prompt)
+
+    def fail(self, message: str) -> None:
+        self.controller.fail(message)
+
+    def next_request(self) -> RoundRequest | None:
+        """The next thing to generate, or None when the sample is finished."""
+        while (step := self.controller.next_step()) is not None:
+            insert_ids = self.encode(step.insert) if step.insert else []
+            if step.phase == "probe":  # a side branch: the context itself does not change
+                return RoundRequest(self.index, step, self.context + insert_ids, self.text + step.insert,
+                                    step.max_new_tokens, self.policy, len(insert_ids))
+            self.context += insert_ids
+            self.text += step.insert
+            if self.keep_trace and insert_ids:
+                self.controller.add_trace("inserted", insert_ids)
+            if self.on_text is not None and step.insert:
+                self.on_text(self.index, step.phase, step.insert, True)
+            limit = round_limit(step, len(self.context), self.reserve, self.max_context)
+            if limit == 0:
+                self.controller.record_round(RoundOutput("", 0, False, ()), inserted_tokens=len(insert_ids))
+                continue
+            return RoundRequest(self.index, step, list(self.context), self.text, limit, self.policy, len(insert_ids))
+        return None
+
+    def finish(self, request: RoundRequest, result: Generated | ProbeResult) -> None:
+        if request.is_probe:
+            assert isinstance(result, ProbeResult)
+            self.controller.record_probe(result)
+            probes = self.controller.record(self.prompt).probes
+            if self.on_probe is not None and probes:
+                self.on_probe(self.index, probes[-1])
+            return
+        assert isinstance(result, Generated)
+        step = request.step
+        if result.ids is not None:
+            ids = list(result.ids)
+            stopped, paused = result.stopped, False
+            if stopped:
+                cut = self.stop_matcher.match(ids, step.stops) if ids else None
+                if cut is not None:
+                    ids = ids[:cut]
+                elif step.pauses and _holds_pause(self.tokenizer.decode(ids[-8:], skip_special_tokens=False),
+                                                  step.pauses):
+                    stopped, paused = False, True  # the last token completed a transition: kept
+            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            self.context += ids
+            output = RoundOutput(text, len(ids), stopped, tuple(ids), paused)
+            if self.keep_trace:
+                self.controller.add_trace("generated", ids)
+        else:
+            text, stopped, paused = result.text, result.stopped, False
+            if stopped and any(pause and text.endswith(pause) for pause in step.pauses):
+                stopped, paused = False, True  # the server kept the stop string: it was a pause
+            else:
+                for stop in step.stops:
+                    if stopped and stop and text.endswith(stop):
+                        text = text[: -len(stop)]
+                        break
+            count = result.n_tokens if result.n_tokens is not None else len(self.encode(text))
+            output = RoundOutput(text, min(count, request.limit), stopped, None, paused)
+        self.text += text
+        if self.on_text is not None and self.stream_generated and text:
+            self.on_text(self.index, step.phase, text, False)
+        self.controller.record_round(output, inserted_tokens=request.inserted)
+
+
+def _holds_pause(tail: str, pauses: Sequence[str]) -> bool:
+    """A round's last tokens hold a transition (its final token may run past the string's end)."""
+    return any(pause and pause in tail for pause in pauses)
+
+
+def start_runs(prompts: Sequence[str], policy: BudgetPolicy | Sequence[BudgetPolicy], *,
+               choices: Sequence[Sequence[str] | None] | None = None, **options: Any) -> list[SampleRun]:
+    """One `SampleRun` per prompt, with each prompt's own policy and seed (see `per_prompt_policies`)."""
+    policies = per_prompt_policies(prompts, policy)
+    if choices is not None and len(choices) != len(prompts):
+        raise ValueError(f"{len(choices)} choice lists for {len(prompts)} prompts")
+    return [SampleRun(index, prompt, sample_policy, choices=choices[index] if choices else None,
+                      prompt_ids=getattr(prompt, "ids", None), **options)
+            for index, (prompt, sample_policy) in enumerate(zip(prompts, policies))]
+
+
+class RoundExecutor(Protocol):
+    """What a synchronous backend provides to `drive`."""
+
+    def submit(self, request: RoundRequest) -> None:
+        """Start generating `request` (or queue it)."""
+
+    def wait(self) -> list[tuple[RoundRequest, Generated | ProbeResult | BaseException]]:
+        """Block until at least one submitted request is finished; return the finished ones.
+
+        A per-sample failure comes back as an exception (that sample fails, the rest go on); an
+        exception raised here ends the whole call."""
+
+    @property
+    def pending(self) -> int:
+        """Submitted requests not returned yet."""
+
+
+def drive(runs: Sequence[SampleRun], executor: RoundExecutor,
+          on_done: Callable[[SampleRun], None] | None = None) -> list[GenerationRecord]:
+    """Run every sample to the end, each sample's next request submitted as soon as its last ends."""
+
+    def advance(run: SampleRun) -> None:
+        request = run.next_request()
+        if request is not None:
+            executor.submit(request)
+        elif on_done is not None:
+            on_done(run)
+
+    for run in runs:
+        advance(run)
+    while executor.pending:
+        for request, result in executor.wait():
+            run = runs[request.index]
+            if isinstance(result, BaseException):
+                run.fail(f"request failed: {type(result).__name__}: {result}")
+            else:
+                run.finish(request, result)
+            advance(run)
+    return [run.record() for run in runs]
+
+
+async def arun(run: SampleRun, agenerate: Callable[[RoundRequest], Awaitable[Generated | ProbeResult]]) -> GenerationRecord:
+    """The same loop for one sample as an asyncio task (the server's vLLM engine)."""
+    while (request := run.next_request()) is not None:
+        run.finish(request, await agenerate(request))
+    return run.record()
