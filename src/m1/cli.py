@@ -31,8 +31,9 @@ from rich.table import Table
 
 from m1.console import make_console, typer_markup_mode
 from m1.engine.policy import PresetName
+from m1.engine.registry import backend_names
 from m1.data.errors import DataError
-from m1.serving.command import serve_command
+from m1.serving.command import backend_option, serve_command
 
 app = typer.Typer(help="m1: test-time scaling for medical reasoning with LLMs.", no_args_is_help=True,
                   rich_markup_mode=typer_markup_mode(),
@@ -270,7 +271,8 @@ def ask(
     question: str,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help='An option as A="text"; repeat for each.')] = None,
     model: Annotated[str, typer.Option(help="Model alias, Hugging Face id or local folder.")] = "smollm2-135m",
-    backend: Annotated[str, typer.Option(help="transformers, vllm or openai.")] = "transformers",
+    backend: Annotated[str, typer.Option(callback=backend_option(), help=f"The engine: {', '.join(backend_names())}.")]
+    = "transformers",
     budget: Annotated[int, typer.Option(help="Maximum thinking tokens (B).")] = 1024,
     wait: Annotated[int, typer.Option(help='How many times to append "Wait" when thinking stops (K).')] = 0,
     min_thinking: Annotated[Optional[int], typer.Option(help="Keep extending until this many thinking tokens.")] = None,

@@ -56,8 +56,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from m1.engine.registry import check_backend
 from m1.io import atomic_write_json
 
 Messages = list[dict[str, str]]
@@ -104,8 +105,13 @@ class ClientConfig(BaseModel):
     price_output_per_million: float = Field(0.0, ge=0)
     cache_dir: Path | None = Field(None, description="shared reply cache; default: the run's cache/ folder")
     # kind: local
-    backend: Literal["transformers", "vllm"] = "transformers"
+    backend: str = Field("transformers", description="an in-process backend name from m1.engine.registry")
     backend_options: dict[str, Any] = Field(default_factory=dict, description="constructor options of the backend")
+
+    @field_validator("backend")
+    @classmethod
+    def _in_process_backend(cls, backend: str) -> str:
+        return check_backend(backend, in_process=True, purpose="a local curation client")
 
     @model_validator(mode="after")
     def _local_fields_known(self) -> ClientConfig:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from m1.engine.default_model import DEFAULT_MODEL_ALIAS, default_preset
 from m1.engine.policy import BudgetPolicy, PresetName
 from m1.engine.prompt import BOXED_SUFFIX
+from m1.engine.registry import check_backend
 
 STEP_BY_STEP_SUFFIX = "Let's think step by step. " + BOXED_SUFFIX
 
@@ -69,7 +70,7 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str = DEFAULT_MODEL_ALIAS
-    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    backend: str = Field("transformers", description="a name from m1.engine.registry")
     backend_options: dict[str, Any] = Field(default_factory=dict)
     data: str | None = Field(None, description="an m1 evaluation file; default: the real suite, else the bundled sample")
     sources: list[str] | None = None
@@ -82,6 +83,11 @@ class EvalConfig(BaseModel):
     grid: GridConfig = Field(default_factory=GridConfig)
     out_dir: str = "runs"
     name: str | None = None
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, backend: str) -> str:
+        return check_backend(backend, purpose="m1 eval")
 
     @field_validator("preset", mode="before")
     @classmethod

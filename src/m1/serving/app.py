@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from m1.engine.backends.base import answer_reserve
 from m1.engine.default_model import default_preset as model_default_preset
 from m1.engine.policy import PRESETS
+from m1.engine.registry import check_backend
 from m1.engine.prompt import render_messages
 from m1.serving.errors import APIError, bad_request
 from m1.serving.protocol import (
@@ -338,8 +339,7 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(log_level.upper())
-    if backend not in ("transformers", "vllm"):
-        raise ValueError(f"m1 serve runs on the transformers or vllm backend, not {backend!r}")
+    check_backend(backend, in_process=True, purpose="m1 serve")
     default_preset = default_preset or model_default_preset(model)
     if default_preset not in PRESETS:
         raise ValueError(f"unknown default preset {default_preset!r}; choose {', '.join(PRESETS)}")

@@ -12,11 +12,26 @@ from rich.markup import escape
 
 from m1.console import make_console
 from m1.engine.policy import PresetName
+from m1.engine.registry import backend_names, check_backend
+
+
+def backend_option(*, in_process: bool = False):
+    """A typer callback that accepts only the registry's backend names (in-process ones if asked)."""
+
+    def check(value: str) -> str:
+        try:
+            return check_backend(value, in_process=in_process, purpose="this command")
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+
+    return check
 
 
 def serve_command(
     model: Annotated[str, typer.Option(help="model alias, Hugging Face id or local folder")] = "smollm2-135m",
-    backend: Annotated[Literal["transformers", "vllm"], typer.Option(help="the engine")] = "transformers",
+    backend: Annotated[str, typer.Option(callback=backend_option(in_process=True),
+                                         help=f"the engine: {', '.join(backend_names(in_process=True))}")]
+    = "transformers",
     host: Annotated[str, typer.Option(help="address to listen on (other machines reach the server unless loopback)")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
