@@ -119,6 +119,17 @@ class GenerationRecord:
         return asdict(self)
 
 
+def tokens_saved(record: GenerationRecord, budget: int | None) -> int:
+    """Thinking budget left when early exit ended thinking (0 otherwise): what the exit saved at most.
+
+    The thinking the model would have written without the exit is unknown (it may have stopped on
+    its own sooner); evaluation measures the real saving against a fixed run on the same items.
+    """
+    if record.thinking_end != "early_exit" or budget is None:
+        return 0
+    return max(0, budget - record.thinking_tokens)
+
+
 def _rule(policy: BudgetPolicy) -> str:
     ee = policy.early_exit
     assert ee is not None

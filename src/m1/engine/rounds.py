@@ -107,8 +107,9 @@ class SampleRun:
         while (step := self.controller.next_step()) is not None:
             insert_ids = self.encode(step.insert) if step.insert else []
             if step.phase == "probe":  # a side branch: the context itself does not change
+                room = self.max_context - len(self.context) - len(insert_ids)
                 return RoundRequest(self.index, step, self.context + insert_ids, self.text + step.insert,
-                                    step.max_new_tokens, self.policy, len(insert_ids))
+                                    max(1, min(step.max_new_tokens, room)), self.policy, len(insert_ids))
             self.context += insert_ids
             self.text += step.insert
             if self.keep_trace and insert_ids:
