@@ -271,6 +271,9 @@ class SampleController:
 
     def _checkpoint(self, resume: Step, *, probe: bool, extension: bool = False) -> None:
         """Probe now if due (thinking resumes with `resume` unless the answer has settled), else resume."""
+        probes = self._record.probes
+        if probe and probes and probes[-1]["thinking_tokens"] == self._record.thinking_tokens:
+            probe = False  # nothing was thought since the last probe (a transition right before a stop)
         if not probe:
             self._record.extensions_used += extension
             self._pending = resume
@@ -305,9 +308,10 @@ class SampleController:
         """The policy's rule on the probes so far; without probabilities, confidence falls back to agreement."""
         ee, rec = self.policy.early_exit, self._record
         last = rec.probes[-1]
-        if ee.method == "confidence" and last["probability"] is not None:
-            return last["answer"] is not None and last["probability"] >= ee.threshold
-        if ee.method == "confidence":
+        if ee.method == "confidence" and (last["probability"] is not None or last["read"] == "letters"):
+            # A letter read with no letter in sight has no probability: not settled, same rule.
+            return last["answer"] is not None and (last["probability"] or 0.0) >= ee.threshold
+        if ee.method == "confidence":  # the backend could read no probabilities at all
             rec.exit_rule = f"consistency of {ee.agree} probes (no probabilities: {last['note'] or 'not read'})"
         recent = [probe["answer"] for probe in rec.probes[-ee.agree:]]
         return len(recent) == ee.agree and recent[0] is not None and len(set(recent)) == 1
