@@ -180,7 +180,7 @@ class OpenAIBackend:
         note = self._no_logprobs
         if self._logprobs is not False:
             try:
-                response = self._create(request, ids, step.stops, (), step.max_new_tokens, greedy,
+                response = self._create(request, ids, step.stops, (), request.limit, greedy,
                                         logprobs=TOP_LOGPROBS if step.choices else 1)
             except BadRequestError as err:  # m1 serve refuses fields it does not implement
                 response, note = None, f"no logprobs: the server refused them ({_error_message(err)})"
@@ -193,7 +193,9 @@ class OpenAIBackend:
             if response is not None:
                 note = "no logprobs: the server returned none"
         # Without probabilities a letter is read from a short trial answer too (it may follow a few words).
-        response = self._create(request, ids, step.stops, (), request.policy.early_exit.probe_tokens, greedy)
+        size = request.limit if not step.choices else max(
+            1, min(request.policy.early_exit.probe_tokens, self.max_context - len(request.context)))
+        response = self._create(request, ids, step.stops, (), size, greedy)
         if self._logprobs is not False:  # the trial worked: the field was the trouble
             self._no_logprobs = note  # first, so that another thread never sees False with the old note
             self._logprobs = False
