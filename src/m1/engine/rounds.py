@@ -181,6 +181,10 @@ def start_runs(prompts: Sequence[str], policy: BudgetPolicy | Sequence[BudgetPol
             for index, (prompt, sample_policy) in enumerate(zip(prompts, policies))]
 
 
+class RequestFailed(Exception):
+    """A sample's request failed in a way the executor has already described: the record's error as it stands."""
+
+
 class RoundExecutor(Protocol):
     """What a synchronous backend provides to `drive`."""
 
@@ -214,7 +218,9 @@ def drive(runs: Sequence[SampleRun], executor: RoundExecutor,
     while executor.pending:
         for request, result in executor.wait():
             run = runs[request.index]
-            if isinstance(result, BaseException):
+            if isinstance(result, RequestFailed):
+                run.fail(str(result))
+            elif isinstance(result, BaseException):
                 run.fail(f"request failed: {type(result).__name__}: {result}")
             else:
                 run.finish(request, result)
