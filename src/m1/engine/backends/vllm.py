@@ -156,7 +156,7 @@ class EngineSteps:
         params.output_kind = RequestOutputKind.FINAL_ONLY  # no per-token outputs to build and skip
         try:
             self.engine.add_request(request_id, self.rounds.prompt(request), params)
-        except Exception as err:  # noqa: BLE001 - the engine refused this one request: that sample fails, the rest go on
+        except Exception as err:  # noqa: BLE001 - the engine refused this one request: only its sample fails
             self.refused.append((request, err))
             return
         self.flying[request_id] = (request, time.perf_counter())
@@ -273,7 +273,8 @@ class VLLMBackend:
             executor: EngineSteps | LockstepBatches = EngineSteps(self.llm, self.rounds, self._request_ids)
         else:
             executor = LockstepBatches(self.llm, self.rounds)
+        finished = None if on_done is None else lambda run: on_done(run.index, run.record())
         try:
-            return drive(runs, executor, on_done=None if on_done is None else lambda run: on_done(run.index, run.record()))
+            return drive(runs, executor, on_done=finished)
         finally:
             executor.abort()
