@@ -169,6 +169,8 @@ class EngineSteps:
         done: list[tuple[RoundRequest, Generated | ProbeResult | BaseException]] = list(self.refused)
         self.refused = []
         while not done:
+            if not self.engine.has_unfinished_requests():  # never spin on requests the engine dropped
+                raise RuntimeError(f"vLLM's engine holds none of the {len(self.flying)} requests m1 is waiting for")
             for output in self.engine.step():
                 if output.finished:
                     request, started = self.flying.pop(output.request_id)
