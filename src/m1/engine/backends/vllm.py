@@ -128,9 +128,9 @@ class VLLMRounds:
         step = request.step
         if step.choices:
             distribution = completion.logprobs[0] if completion.logprobs else {}
-            reader = self._readers.get(step.choices) or self._readers.setdefault(
-                step.choices, LetterReader(self.tokenizer, step.choices))
-            answer, probability, outside = reader.from_ids(
+            if step.choices not in self._readers:
+                self._readers[step.choices] = LetterReader(self.tokenizer, step.choices)
+            answer, probability, outside = self._readers[step.choices].from_ids(
                 {token: math.exp(entry.logprob) for token, entry in distribution.items()})
             return ProbeResult(answer, probability, "letters", request.inserted + len(ids), seconds, outside)
         kept = self.stops.strip(ids, step.stops) if completion.finish_reason == "stop" else ids
