@@ -9,20 +9,20 @@ request's budget means exactly what it means in `m1 eval`.
   the batch in progress. A client that leaves before its batch starts is dropped; one that leaves
   during the batch is generated to the end and discarded (the backend has no way to cancel one
   sample of a batch).
-- `AsyncVLLMRunner` (vLLM): vLLM's `AsyncLLM` (continuous batching, its engine core in a child
-  process). Each request runs the controller's rounds as an asyncio task: every round is one
-  request of token ids with that round's `max_tokens`, exactly like the offline vLLM backend;
-  a client that leaves cancels its task, which aborts its round in the engine.
+- `AsyncVLLMRunner` (vLLM): the engine's `AsyncVLLMBackend` (vLLM's `AsyncLLM`, continuous
+  batching). Each request is one asyncio task running the engine's round loop, every round one
+  request of token ids, exactly like the offline vLLM backend; a client that leaves cancels its
+  task, which aborts its round in the engine.
 
-Both push events to the request's asyncio queue: `("text", phase, piece)` while generating (only
-for streaming requests), `("probe", entry)` after each early-exit probe (streaming requests), then `("done", record)` or `("error", message)`. The transformers worker
-runs in its own thread, so it hands events over with `loop.call_soon_threadsafe`.
+Both push events to the request's asyncio queue: `("text", phase, piece)` while generating and
+`("probe", entry)` after each early-exit probe (both only for streaming requests), then
+`("done", record)` or `("error", message)`. The transformers worker runs in its own thread, so it
+hands events over with `loop.call_soon_threadsafe`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import queue
@@ -32,17 +32,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from m1.engine.backends.base import (
-    StopMatcher,
-    TextStream,
-    answer_reserve,
-    fail_if_prompt_too_long,
-    load_tokenizer,
-    round_limit,
-    with_sample_seed,
-)
+from m1.engine.backends.base import load_tokenizer
 from m1.engine.backends.hf import TransformersBackend
-from m1.engine.controller import GenerationRecord, RoundOutput, SampleController
+from m1.engine.backends.vllm_async import AsyncVLLMBackend
+from m1.engine.controller import GenerationRecord
 from m1.engine.default_model import resolve_model
 from m1.engine.policy import BudgetPolicy
 from m1.serving.errors import APIError
@@ -197,58 +190,27 @@ class BatchingRunner:
 
 
 class AsyncVLLMRunner:
-    """vLLM's async engine, one controller loop per request (see the module docstring)."""
+    """vLLM's async engine (`m1.engine.backends.vllm_async`), one asyncio task per request."""
 
     backend_name = "vllm"
 
-    def __init__(self, model: str, *, max_queue: int = 256, dtype: str = "auto", max_model_len: int | None = None,
-                 tensor_parallel_size: int = 1, enable_prefix_caching: bool = True, trust_remote_code: bool = False,
-                 engine_options: dict[str, Any] | None = None):
-        import torch
-
-        on_gpu = torch.cuda.is_available()
-        if not on_gpu:
-            from m1.engine.backends.vllm import apply_cpu_defaults
-
-            # As on transformers, leave a core to this process (HTTP, tokenising, the round loop): with
-            # every core bound, a round on a busy 2-core machine was measured 3.5x slower.
-            cores = os.cpu_count() or 1
-            if cores > 1:
-                os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 2}" if cores > 2 else "0")
-            apply_cpu_defaults()
-        path = resolve_model(model)
-        self.options: dict[str, Any] = {
-            "model": path, "tokenizer": path, "trust_remote_code": trust_remote_code,
-            "tensor_parallel_size": tensor_parallel_size,
-            # float32 and eager mode on CPU, as the offline backend measured.
-            "dtype": dtype if dtype != "auto" or on_gpu else "float32",
-            "enforce_eager": not on_gpu, "enable_prefix_caching": enable_prefix_caching,
-            "disable_log_stats": True,
-        }
-        if max_model_len is not None:
-            self.options["max_model_len"] = max_model_len
-        self.options.update(engine_options or {})
-        self.tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    def __init__(self, model: str, *, max_queue: int = 256, **backend_options: Any):
+        self.backend = AsyncVLLMBackend(model, **backend_options)
+        self.tokenizer = self.backend.tokenizer
         self.max_queue = max_queue
-        self.engine: Any = None
-        self.max_context = max_model_len or 0
         self.running: set[Job] = set()
-        self._round_ids = itertools.count()
+
+    @property
+    def max_context(self) -> int:
+        return self.backend.max_context
 
     async def start(self) -> None:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**self.options))
-        self.max_context = self.engine.model_config.max_model_len
-        self.engine_tokenizer = self.engine.get_tokenizer()
-        self.stops = StopMatcher(self.engine_tokenizer)
+        await self.backend.start()
 
     async def stop(self) -> None:
         for job in list(self.running):
             job.cancel()
-        if self.engine is not None:
-            self.engine.shutdown()
+        self.backend.shutdown()
 
     def submit(self, job: Job) -> None:
         if len(self.running) >= self.max_queue:
@@ -261,8 +223,16 @@ class AsyncVLLMRunner:
         return {"running": len(self.running)}
 
     async def _run(self, job: Job) -> None:
+        def on_text(_index: int, phase: str, text: str, _inserted: bool) -> None:
+            job.emit(("text", phase, text))
+
+        def on_probe(_index: int, entry: dict[str, Any]) -> None:
+            job.emit(("probe", entry))
+
         try:
-            record = await self._sample(job)
+            record = await self.backend.generate_one(job.prompt, job.policy, request_id=job.id, choices=job.choices,
+                                                     on_text=on_text if job.stream else None,
+                                                     on_probe=on_probe if job.stream else None)
         except asyncio.CancelledError:
             return  # the client left; the round in flight was aborted by vLLM
         except Exception as err:  # noqa: BLE001 - one failed request must not stop the server
@@ -270,77 +240,6 @@ class AsyncVLLMRunner:
             job.emit(("error", f"generation failed: {type(err).__name__}"))
             return
         job.emit(("error", record.error) if record.error else ("done", record))
-
-    async def _sample(self, job: Job) -> GenerationRecord:
-        policy = with_sample_seed(job.policy, job.prompt)  # the same seed the offline backends derive
-        controller = SampleController(policy)
-        context = list(job.prompt.ids)
-        reserve = answer_reserve(self.engine_tokenizer, policy)
-        fail_if_prompt_too_long(controller, len(context), reserve, self.max_context)
-        while (step := controller.next_step()) is not None:
-            insert_ids = self._encode(step.insert) if step.insert else []
-            context += insert_ids
-            if insert_ids:
-                controller.add_trace("inserted", insert_ids)
-            if job.stream and step.insert:
-                job.emit(("text", step.phase, step.insert))
-            limit = round_limit(step, len(context), reserve, self.max_context)
-            if limit == 0:
-                controller.record_round(RoundOutput("", 0, False, ()), inserted_tokens=len(insert_ids))
-                continue
-            kept, stopped = await self._round(job, policy, context, step.phase, step.stops, limit)
-            context += kept
-            controller.add_trace("generated", kept)
-            text = self.engine_tokenizer.decode(kept, skip_special_tokens=False)
-            controller.record_round(RoundOutput(text, len(kept), stopped, tuple(kept)), inserted_tokens=len(insert_ids))
-        return controller.record(job.prompt)
-
-    async def _round(self, job: Job, policy: BudgetPolicy, context: list[int], phase: str, stops: tuple[str, ...],
-                     limit: int) -> tuple[list[int], bool]:
-        """One round: generate up to `limit` tokens; (kept ids with the stop cut, whether a stop ended it)."""
-        from vllm.inputs import TokensPrompt
-        from vllm.sampling_params import RequestOutputKind
-
-        params = self._sampling(policy, stops, limit)
-        params.output_kind = RequestOutputKind.DELTA if job.stream else RequestOutputKind.FINAL_ONLY
-        stream = TextStream(self.engine_tokenizer, lambda p, t, _inserted: job.emit(("text", p, t))) if job.stream else None
-        # Tokens that may turn out to be (the start of) a stop are shown only once the round ends.
-        hold = 1 + max((len(self._encode(s)) for s in stops), default=0)
-        ids: list[int] = []
-        finish, shown = None, 0
-        request_id = f"{job.id}-{next(self._round_ids)}"
-        async for output in self.engine.generate(TokensPrompt(prompt_token_ids=list(context)), params, request_id):
-            completion = output.outputs[0]
-            if job.stream:
-                ids.extend(completion.token_ids)
-                while stream is not None and shown < len(ids) - hold:
-                    stream.push(phase, ids[shown], stops)
-                    shown += 1
-            else:
-                ids = list(completion.token_ids)
-            finish = completion.finish_reason
-        stopped = finish == "stop"
-        kept = self.stops.strip(ids, stops) if stopped else ids
-        if stream is not None:
-            for token in kept[shown:]:
-                stream.push(phase, token, stops)
-            stream.end_round(self.engine_tokenizer.decode(kept, skip_special_tokens=False))
-        return kept, stopped
-
-    def _sampling(self, policy: BudgetPolicy, stops: tuple[str, ...], limit: int):
-        from vllm import SamplingParams
-
-        sampling = policy.sampling
-        single = [ids[0] for ids in (self._encode(s) for s in stops) if len(ids) == 1]
-        return SamplingParams(
-            max_tokens=limit, temperature=sampling.temperature, top_p=sampling.top_p,
-            seed=None if sampling.temperature == 0 else sampling.seed,
-            stop=[s for s in stops if len(self._encode(s)) > 1] or None, stop_token_ids=single or None,
-            include_stop_str_in_output=False, skip_special_tokens=False,
-        )
-
-    def _encode(self, text: str) -> list[int]:
-        return self.engine_tokenizer.encode(text, add_special_tokens=False)
 
 
 def make_runner(backend: str, model: str, **options: Any):
