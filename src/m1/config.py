@@ -82,12 +82,16 @@ def load_config(model: type[ConfigT], path: str | Path | None = None, overrides:
     """Validate a YAML file (optional) plus overrides into `model`, with errors that say where."""
     data = read_yaml(path) if path is not None else {}
     data = apply_overrides(data, list(overrides or []), model)
+    return validate_config(model, data, str(path) if path is not None else "command line")
+
+
+def validate_config(model: type[ConfigT], data: dict[str, Any], where: str) -> ConfigT:
+    """`data` as `model`, or a `DataError` naming `where` (a file, an option) and the key that is wrong."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        where = str(path) if path is not None else "command line"
         if first["type"] == "extra_forbidden":
             raise DataError.at(where, "", key, f"unknown key '{key}'",
                                f"valid keys: {', '.join(_field_names(model, first['loc'][:-1]))}") from None

@@ -3,12 +3,16 @@ serving tests, and clients for it. The server is stopped by its own PID at the e
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from m1.serving.launch import ServerProcess
 
 MODEL = "smollm2-135m"
 CONTEXT = 1024
+# What `thinking_budget: "auto"` gets: over two option letters, the first probe always reaches 0.5.
+SERVER_EARLY_EXIT = {"method": "confidence", "threshold": 0.5, "every": 8}
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +20,8 @@ def server(default_model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("m1-serve") / "server.log"
     # A small context and body limit keep the over-long-prompt and 413 tests cheap.
     with ServerProcess(["--model", MODEL, "--backend", "transformers", "--max-batch-size", "8",
-                        "--max-context", str(CONTEXT), "--max-body-bytes", "200000"],
+                        "--max-context", str(CONTEXT), "--max-body-bytes", "200000",
+                        "--early-exit", json.dumps(SERVER_EARLY_EXIT)],
                        log_path=log, env={"M1_API_KEY": ""}) as process:
         yield process
 

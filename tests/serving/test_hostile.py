@@ -33,14 +33,16 @@ SEED = 1729
 BODY_LIMIT = 200_000  # the shared server's --max-body-bytes
 JSON_TYPE = {"content-type": "application/json"}
 
-# A good body per endpoint holding every nested model (a list-of-parts message, stream options), so
-# that each nested field has a place to be broken.
+# A good body per endpoint holding every nested model (a list-of-parts message, stream options, an
+# early exit with free-form and with letter probes), so that each nested field has a place to be broken.
 ENDPOINTS: dict[str, tuple[type[BaseModel], dict[str, Any]]] = {
     "/v1/chat/completions": (ChatRequest, {
         "model": MODEL, "max_tokens": 2, "thinking_budget": 2, "stream_options": {"include_usage": False},
+        "early_exit": {"every": 1, "probe_tokens": 1, "transitions": ["\n\n"], "observe": True},
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
     "/v1/completions": (CompletionRequest, {
-        "model": MODEL, "prompt": "hi", "max_tokens": 2, "stream_options": {"include_usage": False}}),
+        "model": MODEL, "prompt": "hi", "max_tokens": 2, "thinking_budget": 2,
+        "stream_options": {"include_usage": False}, "early_exit": {"method": "consistency", "every": 1, "choices": ["A", "B"]}}),
 }
 
 # JSON values of every type; a field's wrong values are those its own annotation rejects.

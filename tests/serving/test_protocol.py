@@ -36,10 +36,11 @@ def chat(**fields) -> ChatRequest:
 
 
 def test_request_fields_map_onto_the_policy(tokenizer) -> None:
-    policy, preset = build_policy(chat(thinking_budget=512, num_extensions=2, extension_str="Hmm",
-                                       min_thinking_tokens=100, max_tokens=64, temperature=0.7, top_p=0.9, seed=3,
-                                       stop=["###"]), LIMITS, tokenizer, chat=True)
-    assert preset == "m1" and policy.thinking
+    plan = build_policy(chat(thinking_budget=512, num_extensions=2, extension_str="Hmm", min_thinking_tokens=100,
+                             max_tokens=64, temperature=0.7, top_p=0.9, seed=3, stop=["###"]), LIMITS, tokenizer,
+                        chat=True)
+    policy = plan.policy
+    assert plan.preset == "m1" and policy.thinking and policy.early_exit is None and plan.choices is None
     assert (policy.max_thinking_tokens, policy.num_extensions, policy.extension_str, policy.min_thinking_tokens,
             policy.max_answer_tokens) == (512, 2, "Hmm", 100, 64)
     assert policy.answer_stops == ("<|im_end|>", "###") and policy.think_stops == ("<|im_start|>", "<|im_end|>")
@@ -47,27 +48,27 @@ def test_request_fields_map_onto_the_policy(tokenizer) -> None:
 
 
 def test_defaults_are_the_paper_s(tokenizer) -> None:
-    policy, preset = build_policy(chat(), LIMITS, tokenizer, chat=True)
+    plan = build_policy(chat(), LIMITS, tokenizer, chat=True)
     expected = BudgetPolicy.from_preset("m1", max_thinking_tokens=4096)
-    assert preset == "m1" and policy == expected  # greedy, K = 0, 1,024 answer tokens
+    assert plan.preset == "m1" and plan.policy == expected  # greedy, K = 0, 1,024 answer tokens
 
 
 def test_completions_are_plain_unless_thinking_is_asked_for(tokenizer) -> None:
-    plain, preset = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "stop": "\n"}), LIMITS,
-                                 tokenizer, chat=False)
-    assert preset == "none" and not plain.thinking and plain.answer_stops == ("\n",)
-    thinking, preset = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "num_extensions": 1}),
-                                    LIMITS, tokenizer, chat=False)
-    assert preset == "m1" and thinking.thinking and thinking.num_extensions == 1
-    tags, preset = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "budget_preset": "think-tags"}),
-                                LIMITS, tokenizer, chat=False)
-    assert preset == "think-tags" and tags.think_stops == ("</think>",)
+    plain = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "stop": "\n"}), LIMITS,
+                         tokenizer, chat=False)
+    assert plain.preset == "none" and not plain.policy.thinking and plain.policy.answer_stops == ("\n",)
+    thinking = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "num_extensions": 1}),
+                            LIMITS, tokenizer, chat=False)
+    assert thinking.preset == "m1" and thinking.policy.thinking and thinking.policy.num_extensions == 1
+    tags = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "budget_preset": "think-tags"}),
+                        LIMITS, tokenizer, chat=False)
+    assert tags.preset == "think-tags" and tags.policy.think_stops == ("</think>",)
 
 
 def test_stop_token_ids_become_stops(tokenizer) -> None:
-    policy, _ = build_policy(parse(CompletionRequest, {"model": "m", "prompt": [1, 2], "stop_token_ids": [1]}),
-                             LIMITS, tokenizer, chat=False)
-    assert policy.answer_stops == ("<|im_start|>",)
+    plan = build_policy(parse(CompletionRequest, {"model": "m", "prompt": [1, 2], "stop_token_ids": [1]}),
+                        LIMITS, tokenizer, chat=False)
+    assert plan.policy.answer_stops == ("<|im_start|>",)
 
 
 @pytest.mark.parametrize(("raw", "says"), [

@@ -42,6 +42,14 @@ BAD = [
     ("chat", {"stream": "yes"}, "stream", 400),
     ("chat", {"budget_preset": "no-think", "thinking_budget": 8}, "thinking_budget", 400),
     ("chat", {"model": "gpt-4o"}, "model", 404),
+    ("chat", {"early_exit": {"threshold": 0}}, "early_exit.threshold", 400),
+    ("chat", {"early_exit": {"every": 0}}, "early_exit.every", 400),
+    ("chat", {"early_exit": {"min_tokens": 5}}, "early_exit.min_tokens", 400),  # above the budget of 4
+    ("chat", {"early_exit": {"choices": ["A", "Vitamin C"]}}, "early_exit.choices", 400),
+    ("chat", {"early_exit": {}, "budget_preset": "no-think", "thinking_budget": None}, "early_exit", 400),
+    ("chat", {"thinking_budget": "unlimited"}, "thinking_budget", 400),
+    ("chat", {"stream_probes": True, "thinking_budget": "auto"}, "stream_probes", 400),  # not streaming
+    ("completion", {"early_exit": {"probe_tokens": 5}}, "early_exit.probe_tokens", 400),  # above max_tokens 4
     ("completion", {"prompt": ""}, "prompt", 400),
     ("completion", {"prompt": ["a", "b"]}, "prompt", 400),
     ("completion", {"prompt": [1, 10**7]}, "prompt", 400),

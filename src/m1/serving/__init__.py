@@ -11,6 +11,15 @@
     reply.choices[0].message.content             # the answer
     reply.usage.model_extra["m1"]                # thinking/answer/inserted tokens, extensions, why thinking ended
 
+    # Early exit (adaptive thinking): probe the answer every 64 thinking tokens, stop once it has settled;
+    # usage.m1 adds probes, probe_tokens, probe_seconds, tokens_saved (budget left at exit), exit_rule, trajectory.
+    extra_body={"thinking_budget": 2048, "early_exit": {"method": "confidence", "threshold": 0.9,
+                                                        "choices": ["A", "B", "C", "D"]}}
+    extra_body={"thinking_budget": "auto"}       # the server's default (m1 serve --early-exit JSON_OR_FILE)
+    stream=True, extra_body={..., "stream_probes": True}   # each probe live: chunk.model_extra["m1"]["probe"]
+
+Every m1 request field is listed in `protocol`'s docstring.
+
 Layout: `protocol` (what a request may ask for → prompt + `BudgetPolicy`), `runners` (dynamic
 batching on transformers, vLLM's async engine), `responses` (OpenAI bodies, usage, stream
 shaping), `app` (routes, auth, limits, `serve`).

@@ -24,16 +24,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from m1.engine.backends.base import answer_reserve
 from m1.engine.default_model import default_preset as model_default_preset
-from m1.engine.policy import PRESETS
+from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
 from m1.engine.registry import check_backend
 from m1.engine.prompt import render_messages
 from m1.serving.errors import APIError, bad_request
@@ -41,12 +43,14 @@ from m1.serving.protocol import (
     ChatRequest,
     CompletionRequest,
     Limits,
+    Plan,
     build_policy,
     chat_messages,
     completion_prompt,
     decode_body,
     fit_answer_budget,
     parse,
+    validation_problem,
 )
 from m1.serving.responses import StreamShaper, chat_response, chunk, completion_response, finish_reason, usage
 from m1.serving.runners import Job, PromptText, make_runner
@@ -54,6 +58,16 @@ from m1.serving.runners import Job, PromptText, make_runner
 log = logging.getLogger("m1.serving")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_default_early_exit(preset: str, early_exit: EarlyExit | None) -> None:
+    """The default early exit must run on the default preset (it needs a forced-answer prefix)."""
+    if early_exit is not None:
+        try:
+            BudgetPolicy.from_preset(preset, early_exit=early_exit)
+        except ValidationError as err:
+            raise ValueError(f"the default early exit cannot run on the default preset: "
+                             f"{validation_problem(err)[1]}") from None
 
 
 def create_app(
@@ -66,11 +80,15 @@ def create_app(
     max_extensions: int = 64,
     default_max_tokens: int = 1024,
     default_preset: str | None = None,
+    early_exit: EarlyExit | None = None,
 ) -> FastAPI:
     """The ASGI app around a started-on-demand runner (`BatchingRunner` or `AsyncVLLMRunner`).
 
-    `default_preset` is the preset of requests that name none (default: `served_model`'s own)."""
+    `default_preset` is the preset of requests that name none (default: `served_model`'s own);
+    `early_exit` what a request's `thinking_budget: "auto"` asks for (none: such requests get a 400).
+    """
     default_preset = default_preset or model_default_preset(served_model)
+    check_default_early_exit(default_preset, early_exit)
     state: dict[str, Any] = {}
     counter = itertools.count()
 
@@ -82,6 +100,7 @@ def create_app(
             max_context=runner.max_context,
             max_thinking_tokens=min(max_thinking_tokens or runner.max_context, runner.max_context),
             max_extensions=max_extensions, default_max_tokens=default_max_tokens, default_preset=default_preset,
+            default_early_exit=early_exit,
         )
         state["chat_template"] = bool(getattr(tokenizer, "chat_template", None))
         log.info("serving %s on the %s backend: context %d tokens, thinking budget up to %d",
@@ -149,15 +168,16 @@ def create_app(
         return {"object": "list", "data": [{"id": served_model, "object": "model", "created": 0, "owned_by": "m1",
                                             "max_model_len": state["limits"].max_context}]}
 
-    async def admit(request: Request, *, chat: bool) -> tuple[Any, Any, str, str, list[int]]:
-        """(request, policy, preset, prompt text, prompt ids) from a body, every check passed; nothing runs yet."""
+    async def admit(request: Request, *, chat: bool) -> tuple[Any, Plan, str, list[int]]:
+        """(request, plan, prompt text, prompt ids) from a body, every check passed; nothing runs yet."""
         limits: Limits = state["limits"]
         tokenizer = runner.tokenizer
         req = parse(ChatRequest if chat else CompletionRequest, decode_body(await read_body(request)))
         if req.model != served_model:
             raise APIError(404, f"model {req.model!r} is not served here; this server serves {served_model!r}",
                            type="not_found_error", param="model", code="model_not_found")
-        policy, preset = build_policy(req, limits, tokenizer, chat=chat)
+        plan = build_policy(req, limits, tokenizer, chat=chat)
+        policy = plan.policy
         if chat:
             if not state["chat_template"]:
                 raise bad_request("this model has no chat template; use /v1/completions", "messages")
@@ -178,13 +198,13 @@ def create_app(
         prefix_tokens = answer_reserve(tokenizer, policy) - policy.max_answer_tokens  # the engine's own reserve
         policy = fit_answer_budget(policy, len(ids), prefix_tokens, limits, explicit=req.max_tokens is not None,
                                    param="messages" if chat else "prompt")
-        return req, policy, preset, text, ids
+        return req, replace(plan, policy=policy), text, ids
 
     async def generate(request: Request, *, chat: bool) -> Response:
         authorize(request)
         started = time.perf_counter()
         try:
-            req, policy, preset, text, ids = await admit(request, chat=chat)
+            req, plan, text, ids = await admit(request, chat=chat)
         except APIError:
             raise
         except Exception as err:  # noqa: BLE001 - see below
@@ -195,9 +215,12 @@ def create_app(
                               "check its fields against the API") from None
 
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-        job = Job(f"{next(counter)}", PromptText(text, ids), policy, bool(req.stream), asyncio.get_running_loop())
+        policy, preset = plan.policy, plan.preset
+        job = Job(f"{next(counter)}", PromptText(text, ids), policy, bool(req.stream), asyncio.get_running_loop(),
+                  choices=plan.choices)
         runner.submit(job)
-        context = {"request_id": request_id, "prompt_tokens": len(ids), "preset": preset, "started": started}
+        context = {"request_id": request_id, "prompt_tokens": len(ids), "preset": preset, "started": started,
+                   "stream_probes": bool(req.stream_probes)}
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
             return StreamingResponse(stream_events(job, chat, context, include_usage), media_type="text/event-stream",
@@ -218,8 +241,8 @@ def create_app(
         """The request's final event, or None if the client disconnects first (the job is cancelled)."""
 
         async def final_event() -> tuple:
-            while (event := await job.events.get())[0] == "text":
-                pass
+            while (event := await job.events.get())[0] not in ("done", "error"):
+                pass  # live text and probes: this reply carries them in its body
             return event
 
         async def client_gone() -> None:
@@ -241,10 +264,10 @@ def create_app(
             log.warning("%s failed: %s", context["request_id"], event[1])
             raise APIError(500, str(event[1]), type="server_error")
         record = event[1]
-        log.info("%s prompt=%d thinking=%d/%d answer=%d inserted=%d extensions=%d thinking_end=%s %.2fs",
+        log.info("%s prompt=%d thinking=%d/%d answer=%d inserted=%d extensions=%d probes=%d thinking_end=%s %.2fs",
                  context["request_id"], context["prompt_tokens"], record.thinking_tokens,
                  job.policy.max_thinking_tokens if job.policy.thinking else 0, record.answer_tokens,
-                 record.inserted_tokens, record.extensions_used, record.thinking_end,
+                 record.inserted_tokens, record.extensions_used, len(record.probes or ()), record.thinking_end,
                  time.perf_counter() - context["started"])
         return record
 
@@ -269,6 +292,10 @@ def create_app(
                     deltas = shaper.push(event[1], event[2])
                     if deltas:
                         yield piece(deltas)
+                    continue
+                if event[0] == "probe":
+                    if context["stream_probes"]:
+                        yield sse(chunk(request_id, served_model, chat=chat, m1={"probe": event[1]}))
                     continue
                 done = True
                 if event[0] == "error":
@@ -323,6 +350,7 @@ def serve(
     max_extensions: int = 64,
     default_max_tokens: int = 1024,
     default_preset: str | None = None,
+    early_exit: EarlyExit | None = None,
     log_level: str = "info",
     **backend_options: Any,
 ) -> None:
@@ -331,8 +359,9 @@ def serve(
     Transformers only (refused on vLLM, which batches continuously on its own): `max_batch_size`
     requests gathered per batch (16), run as length-sorted groups of `batch_rows` (8), gathered for
     up to `batch_window_ms` (15); `torch_threads` (all cores but one). `default_preset` is the
-    preset of requests that name none (default: the model's own, think-tags for smollm2-135m). `max_context` is the context
-    window on both (vLLM's max_model_len). Other `backend_options` go to the backend as they are
+    preset of requests that name none (default: the model's own, think-tags for smollm2-135m);
+    `early_exit` what `thinking_budget: "auto"` asks for. `max_context` is the context window on
+    both (vLLM's max_model_len). Other `backend_options` go to the backend as they are
     (transformers: `device`; vLLM: `tensor_parallel_size`, `engine_options`, …).
     """
     import uvicorn
@@ -344,6 +373,9 @@ def serve(
     if default_preset not in PRESETS:
         raise ValueError(f"unknown default preset {default_preset!r}; choose {', '.join(PRESETS)}")
     log.info("requests that name no budget_preset get %r", default_preset)
+    check_default_early_exit(default_preset, early_exit)  # before the model loads
+    if early_exit is not None:
+        log.info('thinking_budget "auto" gets early exit %s', early_exit.model_dump_json())
     api_key = os.environ.get(api_key_env) or None
     if api_key:
         log.info("API key required on /v1 routes (read from $%s)", api_key_env)
@@ -370,5 +402,5 @@ def serve(
                              **backend_options)
     app = create_app(runner, served_model=served_model_name or model, api_key=api_key, max_body_bytes=max_body_bytes,
                      max_thinking_tokens=max_thinking_tokens, max_extensions=max_extensions,
-                     default_max_tokens=default_max_tokens, default_preset=default_preset)
+                     default_max_tokens=default_max_tokens, default_preset=default_preset, early_exit=early_exit)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

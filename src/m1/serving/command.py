@@ -1,17 +1,23 @@
 """`m1 serve` as a typer command: its options are the parameters of `m1.serving.serve`, with the
 same defaults (loopback; the API key only from the environment). `m1.cli` registers it, and
 `python -m m1.serving` runs it on its own without loading the rest of the CLI.
+
+    m1 serve --early-exit '{"method": "confidence", "threshold": 0.9, "every": 64}'   # thinking_budget "auto"
+    m1 serve --early-exit configs/early_exit.yaml                                     # the same, from a file
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal, Optional
 
 import typer
 from rich.markup import escape
 
+from m1.config import load_config, validate_config
 from m1.console import make_console
-from m1.engine.policy import PresetName
+from m1.data.errors import DataError
+from m1.engine.policy import EarlyExit, PresetName
 from m1.engine.registry import backend_names, check_backend
 
 
@@ -25,6 +31,18 @@ def backend_option(*, in_process: bool = False):
             raise typer.BadParameter(str(err)) from None
 
     return check
+
+
+def read_early_exit(value: str) -> EarlyExit:
+    """`--early-exit`: a JSON object of `EarlyExit`'s fields, or a YAML/JSON file holding one."""
+    if not value.lstrip().startswith("{"):
+        return load_config(EarlyExit, value)
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise DataError.at("--early-exit", "", "", f"not a JSON object: {err}",
+                           "give a JSON object such as '{\"method\": \"confidence\"}' or a file") from None
+    return validate_config(EarlyExit, data, "--early-exit")
 
 
 def serve_command(
@@ -51,6 +69,9 @@ def serve_command(
     default_max_tokens: Annotated[int, typer.Option(help="answer tokens when max_tokens is unset")] = 1024,
     default_preset: Annotated[Optional[PresetName], typer.Option(
         help="budget preset of requests that name none (default: the model's own)")] = None,
+    early_exit: Annotated[Optional[str], typer.Option(
+        metavar="JSON_OR_FILE", help='early exit of requests with thinking_budget "auto" (EarlyExit\'s fields, '
+        'e.g. \'{"method": "confidence", "threshold": 0.9}\'); without it "auto" is refused')] = None,
     dtype: Annotated[str, typer.Option(help="weights' dtype (auto: as saved)")] = "auto",
     max_context: Annotated[Optional[int], typer.Option(
         help="context window (transformers: max_context; vLLM: max_model_len)")] = None,
@@ -63,12 +84,13 @@ def serve_command(
     from m1.serving import serve as run_server
 
     try:
+        default_early_exit = read_early_exit(early_exit) if early_exit is not None else None
         run_server(model, backend, host, port, served_model_name=served_model_name, api_key_env=api_key_env,
                    max_context=max_context, dtype=dtype, max_batch_size=max_batch_size, batch_rows=batch_rows,
                    batch_window_ms=batch_window_ms, torch_threads=torch_threads, max_queue=max_queue,
                    max_body_bytes=max_body_bytes, max_thinking_tokens=max_thinking_tokens,
                    max_extensions=max_extensions, default_max_tokens=default_max_tokens,
-                   default_preset=default_preset, log_level=log_level)
+                   default_preset=default_preset, early_exit=default_early_exit, log_level=log_level)
     except ValueError as err:
         make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         raise typer.Exit(2) from None

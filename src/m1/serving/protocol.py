@@ -11,11 +11,23 @@ cannot hold, integer literals over `MAX_INT_DIGITS`, lone surrogate escapes, nes
 The m1 fields, on both endpoints:
 
     thinking_budget      max thinking tokens (B), 1 … the server's limit (the context window unless
-                         set lower); default 8,192 (the preset's), capped at that limit
+                         set lower); default 8,192 (the preset's), capped at that limit; "auto": that
+                         default with the server's default early exit (`m1 serve --early-exit`)
     num_extensions       "Wait" rounds (K) when thinking stops on its own, 0 … the server's limit
     extension_str        the string appended for each extension ("Wait")
     min_thinking_tokens  keep extending while thinking is shorter than this (≤ thinking_budget)
     budget_preset        m1 | think-tags | no-think
+    early_exit           adaptive thinking (SPEC §8), an object: `EarlyExit`'s fields (method,
+                         threshold, agree, every, transitions, min_tokens ≤ thinking_budget,
+                         probe_tokens ≤ max_tokens, observe), over `EarlyExit`'s defaults or, with
+                         "auto", over the server's; plus `choices`, the option letters of a
+                         multiple-choice prompt (["A", "B", …]), so that probes read the letters'
+                         probabilities; without it probes decode a short trial answer (a default
+                         probe_tokens shrinks to max_tokens)
+    stream_probes        with stream: true, each probe is also sent as a chunk of its own (empty
+                         delta) whose `m1.probe` is the probe's entry of `usage.m1.trajectory`
+
+Early exit needs a preset with a forced-answer prefix (m1, think-tags): a probe appends it.
 
 `max_tokens` is the answer budget; `stop` adds answer stop strings to the preset's.
 /v1/chat/completions always thinks (the server's default preset unless `budget_preset` says
@@ -33,12 +45,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
-from m1.engine.policy import PRESETS, BudgetPolicy, Sampling
+from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit, Sampling
+from m1.engine.probe import LetterReader
 from m1.serving.errors import bad_request
 
 MAX_STOPS = 4
 MAX_STOP_CHARS = 128
 MAX_EXTENSION_CHARS = 128
+MAX_TRANSITIONS = 8  # early exit's transitions end thinking rounds, like stop strings
+MAX_CHOICES = 26
 MAX_SEED = 2**32 - 1  # engines hash it with the prompt into a per-sample seed (with_sample_seed)
 # No valid field nests deeper than 4 levels (body → messages → message → content part); the
 # interpreter's own limit (RecursionError) moves between Python versions, this one does not.
@@ -91,6 +106,22 @@ class ChatMessage(_Strict):
         return self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
 
 
+class EarlyExitRequest(_Strict):
+    """The `early_exit` object: `EarlyExit`'s fields, type-checked strictly here and range-checked by
+    `EarlyExit` itself, plus the prompt's option letters. A field left out is not set (`every: null`
+    is: probe at transitions only)."""
+
+    method: StrictStr | None = None
+    threshold: StrictFloat | StrictInt | None = None
+    agree: StrictInt | None = None
+    every: StrictInt | None = None
+    transitions: list[StrictStr] | None = None
+    min_tokens: StrictInt | None = None
+    probe_tokens: StrictInt | None = None
+    observe: StrictBool | None = None
+    choices: list[StrictStr] | None = None
+
+
 class _Common(_Strict):
     model: StrictStr
     max_tokens: StrictInt | None = None
@@ -101,11 +132,13 @@ class _Common(_Strict):
     stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
     # m1
-    thinking_budget: StrictInt | None = None
+    thinking_budget: StrictInt | Literal["auto"] | None = None
     num_extensions: StrictInt | None = None
     extension_str: StrictStr | None = None
     min_thinking_tokens: StrictInt | None = None
     budget_preset: StrictStr | None = None
+    early_exit: EarlyExitRequest | None = None
+    stream_probes: StrictBool | None = None
     # vLLM's names, so that clients written for vLLM (m1's OpenAI backend) work unchanged
     stop_token_ids: list[StrictInt] | None = None
     skip_special_tokens: StrictBool | None = None
@@ -122,8 +155,8 @@ class ChatRequest(_Common):
 
 
 FIELD_NAMES = frozenset().union(*(m.model_fields for m in (CompletionRequest, ChatRequest, ChatMessage, TextPart,
-                                                             StreamOptions)))
-THINKING_FIELDS = ("thinking_budget", "num_extensions", "extension_str", "min_thinking_tokens")
+                                                             StreamOptions, EarlyExitRequest)))
+THINKING_FIELDS = ("thinking_budget", "num_extensions", "extension_str", "min_thinking_tokens", "early_exit")
 
 
 @dataclass(frozen=True)
@@ -135,6 +168,17 @@ class Limits:
     max_extensions: int = 64
     default_max_tokens: int = 1024
     default_preset: str = "m1"
+    default_early_exit: EarlyExit | None = None  # what thinking_budget "auto" asks for
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a request asks of the engine: its policy, its preset's name ("none" for a plain
+    completion) and the option letters early-exit probes read (None: free-form trial answers)."""
+
+    policy: BudgetPolicy
+    preset: str
+    choices: tuple[str, ...] | None = None
 
 
 JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
@@ -251,9 +295,16 @@ def stop_strings(request: _Common, tokenizer: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(stops))
 
 
-def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool) -> tuple[BudgetPolicy, str]:
-    """The budget policy a request asks for, every value range-checked, and its preset's name
-    ("none" for a plain completion)."""
+def validation_problem(err: ValidationError) -> tuple[tuple[Any, ...], str]:
+    """(where, what) of a pydantic error's first problem, without pydantic's "Value error, " prefix."""
+    first = err.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    return first["loc"], str(cause) if isinstance(cause, Exception) else first["msg"]
+
+
+def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool) -> Plan:
+    """The budget policy a request asks for, every value range-checked, with its preset's name and
+    probe choices."""
     if request.skip_special_tokens:
         raise bad_request("skip_special_tokens=true is not supported: text is returned as generated",
                           "skip_special_tokens")
@@ -264,7 +315,9 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
     if request.top_p is not None and not 0 < request.top_p <= 1:
         raise bad_request(f"top_p must be in (0, 1]; got {request.top_p}", "top_p")
     check_range(request.seed, "seed", 0, MAX_SEED)
-    check_range(request.thinking_budget, "thinking_budget", 1, limits.max_thinking_tokens)
+    auto = request.thinking_budget == "auto"
+    if not auto:
+        check_range(request.thinking_budget, "thinking_budget", 1, limits.max_thinking_tokens)
     check_range(request.num_extensions, "num_extensions", 0, limits.max_extensions)
     if request.extension_str is not None and not 0 < len(request.extension_str) <= MAX_EXTENSION_CHARS:
         raise bad_request(f"extension_str must have 1 to {MAX_EXTENSION_CHARS} characters", "extension_str")
@@ -286,12 +339,16 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
         # A plain completion: no thinking phase; stops are the request's own (and end of sequence).
         plain = BudgetPolicy.from_preset("no-think", answer_stops=stops, max_answer_tokens=max_tokens,
                                          sampling=sampling)
-        return plain, "none"
+        check_stream_probes(request, None)
+        return Plan(plain, "none")
 
     base = PRESETS[preset]
-    if base.get("thinking") is False and asked_thinking:
-        raise bad_request(f"{asked_thinking[0]} has no effect with budget_preset 'no-think'", asked_thinking[0])
-    budget = request.thinking_budget or min(BudgetPolicy().max_thinking_tokens, limits.max_thinking_tokens)
+    # Early exit on such a preset gets the engine's own reason below.
+    not_for_no_think = [name for name in asked_thinking if name != "early_exit"]
+    if base.get("thinking") is False and not_for_no_think:
+        raise bad_request(f"{not_for_no_think[0]} has no effect with budget_preset 'no-think'", not_for_no_think[0])
+    budget = (None if auto else request.thinking_budget) or min(BudgetPolicy().max_thinking_tokens,
+                                                                limits.max_thinking_tokens)
     if request.min_thinking_tokens is not None:
         check_range(request.min_thinking_tokens, "min_thinking_tokens", 0, budget, what=" (the thinking budget)")
     overrides: dict[str, Any] = {
@@ -304,10 +361,87 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
                         ("min_thinking_tokens", "min_thinking_tokens")):
         if getattr(request, name) is not None:
             overrides[field] = getattr(request, name)
+    choices = probe_choices(request.early_exit, tokenizer)
+    early_exit = early_exit_settings(request, limits, preset, budget, max_tokens, free_form=choices is None)
+    check_stream_probes(request, early_exit)
+    if early_exit is not None:
+        overrides["early_exit"] = early_exit
     try:
-        return BudgetPolicy.from_preset(preset, **overrides), preset
+        return Plan(BudgetPolicy.from_preset(preset, **overrides), preset, choices)
     except ValueError as err:  # anything the checks above missed is still the request's fault
         raise bad_request(f"these budget settings are not valid: {err}", "budget_preset") from None
+
+
+def early_exit_settings(request: _Common, limits: Limits, preset: str, budget: int, max_tokens: int, *,
+                        free_form: bool) -> EarlyExit | None:
+    """The request's early exit: its `early_exit` fields over `EarlyExit`'s defaults, or over the
+    server's default with thinking_budget "auto"; None when it asks for neither."""
+    asked = request.early_exit
+    if request.thinking_budget == "auto":
+        if limits.default_early_exit is None:
+            raise bad_request(
+                'thinking_budget "auto" asks for the server\'s default early exit, and this server has none: '
+                "start it with --early-exit (e.g. m1 serve --early-exit '{\"method\": \"confidence\", "
+                '"threshold": 0.9}\'), or send an integer thinking_budget and an early_exit object', "thinking_budget")
+        settings = limits.default_early_exit.model_dump()
+    elif asked is None:
+        return None
+    else:
+        settings = {}
+    if asked is not None:
+        settings |= {name: getattr(asked, name) for name in asked.model_fields_set if name != "choices"}
+    if free_form and not (asked and "probe_tokens" in asked.model_fields_set):
+        # A trial answer is generated in the room kept for the answer: a default length shrinks to fit it.
+        settings["probe_tokens"] = min(settings.get("probe_tokens", EarlyExit.model_fields["probe_tokens"].default),
+                                       max_tokens)
+    for transition in settings.get("transitions") or ():
+        if not 0 < len(transition) <= MAX_STOP_CHARS:
+            raise bad_request(f"each early_exit.transitions string must have 1 to {MAX_STOP_CHARS} characters",
+                              "early_exit.transitions")
+    if len(settings.get("transitions") or ()) > MAX_TRANSITIONS:
+        raise bad_request(f"early_exit.transitions takes at most {MAX_TRANSITIONS} strings", "early_exit.transitions")
+    try:
+        early_exit = EarlyExit(**settings)
+    except ValidationError as err:
+        loc, problem = validation_problem(err)
+        param = ".".join(["early_exit", *map(str, loc[:1])])  # () for a rule across fields: the object
+        raise bad_request(f"{param}: {problem}", param) from None
+    try:
+        BudgetPolicy.from_preset(preset, early_exit=early_exit)
+    except ValidationError as err:  # the preset has no forced-answer prefix for the probe
+        raise bad_request(validation_problem(err)[1], "early_exit") from None
+    check_range(early_exit.min_tokens, "early_exit.min_tokens", 0, budget, what=" (the thinking budget)")
+    if free_form:
+        check_range(early_exit.probe_tokens, "early_exit.probe_tokens", 1, max_tokens, what=" (max_tokens)")
+    return early_exit
+
+
+def probe_choices(asked: EarlyExitRequest | None, tokenizer: Any) -> tuple[str, ...] | None:
+    """`early_exit.choices`, checked: 2 to `MAX_CHOICES` distinct letters, each readable as one token."""
+    if asked is None or asked.choices is None:
+        return None
+    letters = asked.choices
+    if not 2 <= len(letters) <= MAX_CHOICES:
+        raise bad_request(f"early_exit.choices takes 2 to {MAX_CHOICES} option letters; got {len(letters)}",
+                          "early_exit.choices")
+    if len(set(letters)) < len(letters):
+        raise bad_request("early_exit.choices holds a letter twice", "early_exit.choices")
+    readable = set(LetterReader(tokenizer, letters).ids.values())
+    for letter in letters:
+        if letter not in readable:
+            raise bad_request(f"early_exit.choices: {letter!r} is not one token of this model (as {letter!r} or "
+                              f"{' ' + letter!r}), so a probe cannot read its probability; use the prompt's option "
+                              "letters (A, B, C, …)", "early_exit.choices")
+    return tuple(letters)
+
+
+def check_stream_probes(request: _Common, early_exit: EarlyExit | None) -> None:
+    if request.stream_probes and not request.stream:
+        raise bad_request("stream_probes needs stream: true (without streaming the probes are in "
+                          "usage.m1.trajectory)", "stream_probes")
+    if request.stream_probes and early_exit is None:
+        raise bad_request('stream_probes needs early exit: send an early_exit object or thinking_budget "auto"',
+                          "stream_probes")
 
 
 def fit_answer_budget(policy: BudgetPolicy, prompt_tokens: int, prefix_tokens: int, limits: Limits,

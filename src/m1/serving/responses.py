@@ -13,7 +13,13 @@ What each endpoint returns:
 - `usage`: `completion_tokens` counts tokens the model generated (thinking + answer);
   `completion_tokens_details.reasoning_tokens` the thinking; `usage.m1` the full account, including
   tokens the controller inserted (not generated, so not in `completion_tokens`), extensions used
-  and why thinking ended.
+  and why thinking ended. With early exit it adds the probes: how many, their tokens and seconds
+  (counted apart from thinking and from `completion_tokens`), the rule that decided (`exit_rule`),
+  the answer trajectory (`trajectory`: per probe the thinking tokens so far, the answer, its
+  probability, …) and `tokens_saved`, the thinking budget left when early exit ended thinking
+  (0 when thinking ended any other way).
+- a probe chunk (streaming with `stream_probes`): an ordinary chunk with an empty delta (chat) or
+  empty text (completions), so any OpenAI client reads past it, and `m1: {"probe": entry}`.
 
 Streaming sends the same text as the non-streaming reply, in pieces. Where a stop string spans
 several tokens, the engine's live text may already hold its first tokens when the stop is found;
@@ -27,7 +33,7 @@ import logging
 import time
 from typing import Any
 
-from m1.engine.controller import GenerationRecord
+from m1.engine.controller import GenerationRecord, tokens_saved
 from m1.engine.policy import BudgetPolicy
 
 log = logging.getLogger("m1.serving")
@@ -69,6 +75,12 @@ def usage(record: GenerationRecord, prompt_tokens: int, policy: BudgetPolicy, pr
             "min_thinking_tokens": policy.min_thinking_tokens,
             "thinking_end": record.thinking_end,
             "answer_end": record.answer_end,
+            "probes": len(record.probes or ()),
+            "probe_tokens": record.probe_tokens,
+            "probe_seconds": round(record.probe_seconds, 6),
+            "tokens_saved": tokens_saved(record, policy.max_thinking_tokens),
+            "exit_rule": record.exit_rule,
+            "trajectory": record.probes,  # null without early exit
         },
     }
 
@@ -108,8 +120,8 @@ def completion_response(request_id: str, model: str, record: GenerationRecord, p
 
 def chunk(request_id: str, model: str, *, chat: bool, delta: dict[str, Any] | None = None, text: str = "",
           finish: str | None = None, usage_block: dict[str, Any] | None = None,
-          no_choices: bool = False) -> dict[str, Any]:
-    """One server-sent event body: a chat delta or a completion text piece."""
+          no_choices: bool = False, m1: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One server-sent event body: a chat delta or a completion text piece (`m1`: m1's own field)."""
     if no_choices:
         choices: list[dict[str, Any]] = []
     elif chat:
@@ -120,6 +132,8 @@ def chunk(request_id: str, model: str, *, chat: bool, delta: dict[str, Any] | No
             "created": int(time.time()), "model": model, "choices": choices}
     if usage_block is not None:
         body["usage"] = usage_block
+    if m1 is not None:
+        body["m1"] = m1
     return body
 
 

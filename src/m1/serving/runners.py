@@ -173,14 +173,21 @@ class BatchingRunner:
             if job.stream and not job.cancelled.is_set():
                 job.emit(("text", phase, text))
 
+        def on_probe(index: int, entry: dict[str, Any]) -> None:
+            job = batch[index]
+            if job.stream and not job.cancelled.is_set():
+                job.emit(("probe", entry))
+
         def on_done(index: int, record: GenerationRecord) -> None:
             finished.add(index)
             batch[index].emit(("error", record.error) if record.error else ("done", record))
 
+        streaming = any(job.stream for job in batch)
         started = time.perf_counter()
         try:
             self.backend.generate([job.prompt for job in batch], [job.policy for job in batch],
-                                  on_text=on_text if any(job.stream for job in batch) else None, on_done=on_done)
+                                  on_text=on_text if streaming else None, on_done=on_done,
+                                  choices=[job.choices for job in batch], on_probe=on_probe if streaming else None)
         except Exception as err:  # noqa: BLE001 - one failed batch must not stop the worker
             log.exception("batch of %d failed", len(batch))
             for index, job in enumerate(batch):
