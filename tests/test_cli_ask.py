@@ -1,4 +1,5 @@
-"""`m1 ask` on the real default model: streamed thinking and answer, token accounting, bad input."""
+"""`m1 ask` on the real default model: streamed thinking and answer, token accounting, early exit's
+live probes, bad input."""
 
 from __future__ import annotations
 
@@ -52,11 +53,34 @@ def test_ask_json_record(default_model_dir) -> None:
     assert record["preset"] == "think-tags" and record["prompt"].endswith("<think>\n")
 
 
+@pytest.mark.slow
+def test_ask_early_exit_shows_each_probe_and_the_tokens_saved(default_model_dir) -> None:
+    args = QUESTION + ["--budget", "40", "--wait", "4", "--answer-tokens", "4", "--early-exit", "consistency",
+                       "--every", "8"]
+    shown = runner.invoke(app, args)
+    record = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert shown.exit_code == 0, shown.output
+    assert record["probes"] and all(probe["read"] == "letters" for probe in record["probes"])
+    assert record["probe_tokens"] == sum(probe["tokens"] for probe in record["probes"])
+    lines = [line for line in shown.output.splitlines() if line.startswith("«probe at ")]
+    assert lines == [f"«probe at {p['thinking_tokens']} thinking tokens: {p['answer']!r}, p={p['probability']:.2f} "
+                     f"(mass elsewhere {p['outside']:.2f})»" for p in record["probes"]]
+    saved = 40 - record["thinking_tokens"] if record["thinking_end"] == "early_exit" else 0
+    assert (f"{saved} thinking tokens saved of 40; {len(record['probes'])} probes, "
+            f"{record['probe_tokens']} probe tokens") in shown.output
+
+
 @pytest.mark.parametrize(("args", "words"), [(["--budget", "0"], "max_thinking_tokens"),
                                              (["--wait", "-1"], "num_extensions"),
                                              (["--answer-tokens", "0"], "max_answer_tokens"),
                                              (["--preset", "s1"], "is not one of"),
-                                             (["-o", "Vitamin C"], "is not an option")])
+                                             (["-o", "Vitamin C"], "is not an option"),
+                                             (["--early-exit", "confidence", "--threshold", "1.5"], "threshold"),
+                                             (["--early-exit", "consistency", "--every", "0"], "every"),
+                                             (["--early-exit", "vote"], "is not one of"),
+                                             (["--agree", "3"], "only apply with --early-exit"),
+                                             (["--early-exit", "confidence", "--preset", "no-think"],
+                                              "answer_after_budget")])
 def test_ask_bad_input_is_explained(args: list[str], words: str) -> None:
     result = runner.invoke(app, QUESTION + args)
     assert result.exit_code != 0

@@ -6,6 +6,7 @@
     m1 data validate FILE         # exit 1 naming every bad row and field
     m1 score PREDICTIONS.jsonl    # re-score replies in both modes
     m1 ask "QUESTION" -o A=… -o B=…   # one question, thinking streamed, inserted text marked
+    m1 ask "QUESTION" -o … --early-exit confidence --threshold 0.9   # probes shown live, tokens saved
     m1 eval [CONFIG] [key=value]  # sweep budgets over the suite (configs/eval/…); m1 report RUN
     m1 serve [--model …]          # OpenAI-compatible server (m1.serving.command)
     m1 curate run CONFIG          # build a training set (configs/curate/…); m1 curate status RUN
@@ -30,7 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from m1.console import make_console, typer_markup_mode
-from m1.engine.policy import PresetName
+from m1.engine.policy import EarlyExit, EarlyExitMethod, PresetName
 from m1.engine.registry import backend_names
 from m1.data.errors import DataError
 from m1.serving.command import backend_option, serve_command
@@ -77,6 +78,10 @@ def _format_names() -> str:
     from m1.data.loaders import FORMATS
 
     return ", ".join(FORMATS)
+
+
+def _exit_default(name: str) -> object:
+    return EarlyExit.model_fields[name].default
 
 
 FormatOption = Annotated[Optional[str], typer.Option("--format", help=f"File format, one of: {_format_names()} (detected when omitted).")]
@@ -279,26 +284,45 @@ def ask(
     preset: Annotated[Optional[PresetName], typer.Option(help="Budget preset (default: the model's own).")] = None,
     answer_tokens: Annotated[int, typer.Option(help="Maximum answer tokens.")] = 1024,
     base_url: Annotated[Optional[str], typer.Option(help="Server URL for --backend openai.")] = None,
+    early_exit: Annotated[Optional[EarlyExitMethod], typer.Option(
+        help="End thinking once the answer has settled: confidence (probability >= --threshold) or "
+             "consistency (--agree probes in a row agree).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help=f"--early-exit confidence: probability needed ({_exit_default('threshold')}).")] = None,
+    every: Annotated[Optional[int], typer.Option(
+        help=f"--early-exit: probe every this many thinking tokens ({_exit_default('every')}).")] = None,
+    agree: Annotated[Optional[int], typer.Option(
+        help=f"--early-exit consistency: probes that must agree ({_exit_default('agree')}).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Ask one question; stream the thinking and the answer and show the token accounting.
 
     Text that m1 inserts (a "Wait", the answer prefix) is shown marked as «inserted: …», apart
-    from what the model generated.
+    from what the model generated. With --early-exit, each probe of the answer is shown as it
+    happens, and the tokens saved at the end.
     """
     from m1.engine import BudgetPolicy, load_backend, render_prompt
     from m1.engine.default_model import default_preset
 
     options = dict(_parse_option(text) for text in option or [])
     chosen = preset or default_preset(model)
+    exit_settings = {"threshold": threshold, "every": every, "agree": agree}
+    if early_exit is None and any(value is not None for value in exit_settings.values()):
+        given = ", ".join(f"--{name}" for name, value in exit_settings.items() if value is not None)
+        raise typer.BadParameter(f"{given} only apply with --early-exit confidence|consistency", param_hint="--early-exit")
+    exit_policy = None if early_exit is None else {"method": early_exit} | {
+        name: value for name, value in exit_settings.items() if value is not None}
     try:
         policy = BudgetPolicy.from_preset(chosen, max_thinking_tokens=budget, num_extensions=wait,
-                                          min_thinking_tokens=min_thinking, max_answer_tokens=answer_tokens)
+                                          min_thinking_tokens=min_thinking, max_answer_tokens=answer_tokens,
+                                          early_exit=exit_policy)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if not json_output:
         origin = "as asked" if preset else "the model's default; --preset to change"
-        console.print(f"{model} · preset {chosen} ({origin}) · budget {budget}, Wait ×{wait}", markup=False,
+        ee = policy.early_exit
+        adaptive = f" · early exit by {ee.method}, probe every {ee.every} tokens and at transitions" if ee else ""
+        console.print(f"{model} · preset {chosen} ({origin}) · budget {budget}, Wait ×{wait}{adaptive}", markup=False,
                       style="cyan")
     engine = load_backend(backend, model, **({"base_url": base_url} if base_url else {}))
     prompt = render_prompt(engine.tokenizer, question, options or None, policy)
@@ -317,7 +341,11 @@ def ask(
         console.print(text, end="", style="italic magenta" if inserted else phase_style[phase], markup=False,
                       highlight=False)
 
-    record = engine.generate([prompt], policy, on_text=on_text)[0]
+    def on_probe(_index: int, probe: dict[str, Any]) -> None:
+        if not json_output:
+            console.print("\n" + _probe_line(probe), style="cyan", markup=False, highlight=False)
+
+    record = engine.generate([prompt], policy, on_text=on_text, choices=[list(options) or None], on_probe=on_probe)[0]
     if json_output:
         print_json(record.to_dict() | {"preset": chosen, "thinking_ids": None, "answer_ids": None, "trace": None})
         return
@@ -327,8 +355,21 @@ def ask(
     console.print(f"[cyan]thinking {record.thinking_tokens}/{budget} tokens, answer {record.answer_tokens} tokens, "
                   f"inserted {record.inserted_tokens}, extensions {record.extensions_used}/{wait}; "
                   f"thinking ended: {record.thinking_end}[/]")
+    if record.probes is not None:
+        saved = budget - record.thinking_tokens if record.thinking_end == "early_exit" else 0
+        console.print(f"early exit ({record.exit_rule}): {saved} thinking tokens saved of {budget}; "
+                      f"{len(record.probes)} probes, {record.probe_tokens} probe tokens, "
+                      f"{record.probe_seconds:.2f} s", markup=False, style="cyan")
     if options:
         console.print(_chosen_option(record.reply, options), markup=False, style="cyan")
+
+
+def _probe_line(probe: dict[str, Any]) -> str:
+    """One probe as `m1 ask` shows it: where in the thinking, the answer, how sure."""
+    shown = "no answer" if probe["answer"] is None else repr(probe["answer"])
+    probability = "" if probe["probability"] is None else f", p={probe['probability']:.2f}"
+    outside = "" if probe["outside"] is None else f" (mass elsewhere {probe['outside']:.2f})"
+    return f"«probe at {probe['thinking_tokens']} thinking tokens: {shown}{probability}{outside}»"
 
 
 def _chosen_option(reply: str, options: dict[str, str]) -> str:

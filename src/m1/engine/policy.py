@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PresetName = Literal["m1", "think-tags", "no-think"]
+EarlyExitMethod = Literal["confidence", "consistency"]
 
 
 # Temperatures below this decode greedily, as vLLM does: dividing logits by 1e-45 overflows to inf
@@ -59,7 +60,7 @@ class EarlyExit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Literal["confidence", "consistency"] = Field(
+    method: EarlyExitMethod = Field(
         "confidence", description="confidence: the probe's answer has probability >= threshold; "
         "consistency: the last `agree` probes gave the same answer")
     threshold: float = Field(0.95, gt=0.0, le=1.0, description="confidence needed to exit (DEER's code uses 0.95)")

@@ -7,7 +7,7 @@ one `SampleController` per prompt (see `m1.engine.controller`):
     class Backend(Protocol):
         name: str
         tokenizer: Any
-        def generate(self, prompts, policy, *, on_text=None, on_done=None) -> list[GenerationRecord]: ...
+        def generate(self, prompts, policy, *, on_text=None, on_done=None, choices=None, on_probe=None): ...
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class Backend(Protocol):
         *,
         on_text: OnText | None = None,
         on_done: Callable[[int, GenerationRecord], None] | None = None,
+        choices: Sequence[Sequence[str] | None] | None = None,  # each prompt's option letters (early exit)
+        on_probe: Callable[[int, dict[str, Any]], None] | None = None,  # each probe as it happens
     ) -> list[GenerationRecord]: ...
 
 
@@ -108,6 +110,7 @@ class StopMatcher:
         eos = tokenizer.eos_token_id
         self.eos_ids: frozenset[int] = frozenset([eos] if isinstance(eos, int) else (eos or []))
         self._plans: dict[tuple[str, ...], tuple[frozenset[int], tuple[tuple[str, int], ...]]] = {}
+        self._windows: dict[tuple[str, ...], int] = {}
 
     def _plan(self, stops: tuple[str, ...]) -> tuple[frozenset[int], tuple[tuple[str, int], ...]]:
         if stops not in self._plans:
@@ -139,6 +142,17 @@ class StopMatcher:
                     start -= 1
                 return start
         return None
+
+    def holds_pause(self, ids: list[int], pauses: tuple[str, ...]) -> bool:
+        """Do a round's last few tokens hold one of `pauses` (early exit's transitions)?
+
+        Checked after each new token, so the newest token is the one that completed it; like the
+        stops, only a window of a pause's length (+2, for other tokenizations) is decoded.
+        """
+        if pauses not in self._windows:
+            self._windows[pauses] = max(len(self.tokenizer.encode(p, add_special_tokens=False)) for p in pauses) + 2
+        tail = self.tokenizer.decode(ids[-self._windows[pauses]:], skip_special_tokens=False)
+        return any(pause and pause in tail for pause in pauses)
 
 
 class TextStream:

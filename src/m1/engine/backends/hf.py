@@ -15,10 +15,18 @@ batch at once (its rows are dropped from the cache).
 Left padding is expressed with the attention mask and explicit position ids. When a stop string
 spans several tokens, the tokens of it already in the cache are masked out, so the model never
 sees them again (position ids count only visible tokens).
+
+Early exit's probes run on a side branch: the probing samples' rows of the cache are copied, the
+forced-answer prefix goes in as one multi-token forward for all samples probing at that step, and
+the answer is read from its last position (the option letters' probabilities, or a short greedy
+trial answer decoded on the branch). The branch is then dropped, so the thinking goes on from the
+cache exactly as it was, with no prompt encoded twice.
 """
 
 from __future__ import annotations
 
+import copy
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +42,21 @@ from m1.engine.backends.base import (
     per_prompt_policies,
     round_limit,
 )
-from m1.engine.controller import GenerationRecord, RoundOutput, SampleController, Step
+from m1.engine.controller import GenerationRecord, ProbeResult, RoundOutput, SampleController, Step
 from m1.engine.default_model import resolve_model
 from m1.engine.policy import BudgetPolicy
+from m1.engine.probe import LetterReader, read_trial
+from m1.engine.rounds import OnProbe
+
+# What `_next_token` answers for a sample whose next step is a probe: the batch runs its probes
+# together, then asks again.
+_PROBE = object()
 
 
 @dataclass
 class _Sample:
     index: int
+    prompt: str
     controller: SampleController
     answer_reserve: int  # tokens kept free in the context for the answer prefix and answer
     generator: Any = None
@@ -53,7 +68,10 @@ class _Sample:
     inserted: int = 0
     visible: int = 0  # tokens the model attends to: the next position id
     holes: list[int] = field(default_factory=list)  # cache columns to mask before the next step
+    paused: bool = False  # the last sampled token completed one of the step's pauses
+    probe_ids: list[int] = field(default_factory=list)  # the pending probe's insert
     stream: TextStream | None = None
+    on_probe: Callable[[dict[str, Any]], None] | None = None
 
 
 class TransformersBackend:
@@ -104,6 +122,7 @@ class TransformersBackend:
         self.max_context = min(max_context or config_limit, config_limit)
         self.stops = StopMatcher(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._readers: dict[tuple[str, ...], LetterReader] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -114,17 +133,23 @@ class TransformersBackend:
         *,
         on_text: OnText | None = None,
         on_done: Callable[[int, GenerationRecord], None] | None = None,
+        choices: Sequence[Sequence[str] | None] | None = None,
+        on_probe: OnProbe | None = None,
     ) -> list[GenerationRecord]:
         """One record per prompt, in order; a prompt that cannot run gets a record with `error`.
 
         `policy` is one policy for all prompts or one per prompt (a server batches requests that
-        each bring their own budget).
+        each bring their own budget). `choices` gives each prompt's option letters (None for a
+        free-form prompt), which early exit's probes read; `on_probe(index, entry)` sees each probe.
         """
         policies = per_prompt_policies(prompts, policy)
+        if choices is not None and len(choices) != len(prompts):
+            raise ValueError(f"{len(choices)} choice lists for {len(prompts)} prompts")
+        letters = [tuple(c) if c else None for c in choices] if choices is not None else [None] * len(prompts)
         records: list[GenerationRecord | None] = [None] * len(prompts)
         for start in range(0, len(prompts), self.batch_size):
             chunk = list(range(start, min(start + self.batch_size, len(prompts))))
-            for index, record in self._generate_batch(chunk, prompts, policies, on_text):
+            for index, record in self._generate_batch(chunk, prompts, policies, letters, on_text, on_probe):
                 records[index] = record
                 if on_done is not None:
                     on_done(index, record)
@@ -133,7 +158,7 @@ class TransformersBackend:
     # ------------------------------------------------------------------ the decode loop
 
     def _generate_batch(self, indices: list[int], prompts: Sequence[str], policies: Sequence[BudgetPolicy],
-                        on_text: OnText | None):
+                        letters: Sequence[tuple[str, ...] | None], on_text: OnText | None, on_probe: OnProbe | None):
         import torch
         from transformers import DynamicCache
 
@@ -141,10 +166,12 @@ class TransformersBackend:
         for index in indices:
             policy = policies[index]
             ids = self.encode(prompts[index])
-            sample = _Sample(index, SampleController(policy), answer_reserve(self.tokenizer, policy),
-                             _generator(policy))
+            sample = _Sample(index, prompts[index], SampleController(policy, letters[index]),
+                             answer_reserve(self.tokenizer, policy), _generator(policy))
             if on_text is not None:
                 sample.stream = TextStream(self.tokenizer, lambda phase, text, inserted, i=index: on_text(i, phase, text, inserted))
+            if on_probe is not None:
+                sample.on_probe = lambda entry, i=index: on_probe(i, entry)
             fail_if_prompt_too_long(sample.controller, len(ids), sample.answer_reserve, self.max_context)
             samples.append(sample)
             sample.queue.extend(ids)  # the prompt is fed as the first "insert"
@@ -171,13 +198,14 @@ class TransformersBackend:
         with torch.inference_mode():
             logits = self._forward(input_ids, mask, positions, cache)
             while active:
+                choices = self._next_tokens(active, logits, cache, mask)
                 next_tokens: list[int] = []
                 sampled: list[bool] = []
                 still: list[int] = []
                 for row, s in enumerate(active):
-                    choice = self._next_token(s, logits[row])
+                    choice = choices[row]
                     if choice is None:
-                        yield s.index, s.controller.record(prompts[s.index])
+                        yield s.index, s.controller.record(s.prompt)
                         continue
                     next_tokens.append(choice[0])
                     sampled.append(choice[1])
@@ -202,6 +230,18 @@ class TransformersBackend:
                     s.visible += 1
                 logits = self._forward(torch.tensor(next_tokens, dtype=torch.long).unsqueeze(1), mask, positions, cache)
 
+    def _next_tokens(self, active: list[_Sample], logits, cache, mask) -> list[tuple[int, bool] | None]:
+        """Each sample's next token; samples that reach a probe first run it (all together), then go on."""
+        choices: list[Any] = [None] * len(active)
+        waiting = list(range(len(active)))
+        while waiting:
+            for row in waiting:
+                choices[row] = self._next_token(active[row], logits[row])
+            waiting = [row for row in waiting if choices[row] is _PROBE]
+            if waiting:
+                self._probe(waiting, active, cache, mask)
+        return choices
+
     def _forward(self, input_ids, mask, positions, cache):
         out = self.model(
             input_ids=input_ids.to(self.device),
@@ -218,10 +258,13 @@ class TransformersBackend:
     def _begin_step(self, s: _Sample) -> None:
         step = s.controller.next_step()
         s.step = step
-        s.round_ids, s.round_columns = [], []
+        s.round_ids, s.round_columns, s.paused = [], [], False
         if step is None:
             return
         insert_ids = self.encode(step.insert) if step.insert else []
+        if step.phase == "probe":  # a side branch (`_probe`): nothing joins the context
+            s.probe_ids = insert_ids
+            return
         s.queue.extend(insert_ids)
         if self.keep_trace and insert_ids:
             s.controller.add_trace("inserted", insert_ids)
@@ -238,7 +281,9 @@ class TransformersBackend:
             step = s.step
             if step is None:
                 return None
-            if len(s.round_ids) >= s.round_limit:
+            if step.phase == "probe":
+                return _PROBE
+            if s.paused or len(s.round_ids) >= s.round_limit:
                 self._end_round(s, stopped=False, kept=len(s.round_ids))
                 continue
             token = _pick(logits, s.controller.policy, s.generator)
@@ -247,6 +292,8 @@ class TransformersBackend:
             if stop_at is None:
                 if s.stream is not None:
                     s.stream.push(step.phase, token, step.stops)
+                # A transition ends the round once this token is in the cache (the next call).
+                s.paused = bool(step.pauses) and self.stops.holds_pause(s.round_ids, step.pauses)
                 return token, True
             # The stop string starts at round_ids[stop_at]: those tokens never count; any of them
             # already in the cache are masked out.
@@ -258,16 +305,135 @@ class TransformersBackend:
         text = self.tokenizer.decode(kept_ids, skip_special_tokens=False)
         if self.keep_trace:
             s.controller.add_trace("generated", kept_ids)
-        s.controller.record_round(RoundOutput(text, len(kept_ids), stopped, tuple(kept_ids)), inserted_tokens=s.inserted)
+        output = RoundOutput(text, len(kept_ids), stopped, tuple(kept_ids), paused=s.paused and not stopped)
+        s.controller.record_round(output, inserted_tokens=s.inserted)
         if s.stream is not None:
             s.stream.end_round(text)
         # Tokens cut with the stop string are no longer visible; the next position follows the kept ones.
         s.visible -= len(s.round_columns[kept:]) if stopped else 0
         self._begin_step(s)
 
+    # ------------------------------------------------------------------ probes (early exit)
+
+    def _probe(self, rows: list[int], active: list[_Sample], cache, mask) -> None:
+        """Read the answer of each sample in `rows` on a side branch of the cache, then drop the branch.
+
+        The answer prefix of every probing sample goes in as one forward (left-padded among
+        them); letter probes read its last position, trial probes decode greedily from there.
+        """
+        import torch
+
+        started = time.perf_counter()
+        samples = [active[row] for row in rows]
+        branch = _fork(cache, rows, len(active), self.device)
+        branch_mask = mask[rows]
+        for i, s in enumerate(samples):
+            for hole in s.holes:  # a stop cut just before this probe is not part of the context
+                branch_mask[i, hole] = 0
+        longest = max(len(s.probe_ids) for s in samples)
+        input_ids = torch.full((len(samples), longest), self.pad_id, dtype=torch.long)
+        insert_mask = torch.zeros((len(samples), longest), dtype=torch.long)
+        positions = torch.zeros((len(samples), longest), dtype=torch.long)
+        for i, s in enumerate(samples):
+            n = len(s.probe_ids)
+            input_ids[i, longest - n:] = torch.tensor(s.probe_ids, dtype=torch.long)
+            insert_mask[i, longest - n:] = 1
+            positions[i] = (s.visible + torch.arange(longest) - (longest - n)).clamp(min=s.visible)
+        branch_mask = torch.cat([branch_mask, insert_mask], dim=1)
+        logits = self._forward(input_ids, branch_mask, positions, branch)
+        shared = (time.perf_counter() - started) / len(samples)
+
+        results: dict[int, ProbeResult] = {}
+        trials: list[int] = []
+        for i, s in enumerate(samples):
+            if s.step.choices:
+                probs = torch.softmax(logits[i], dim=-1)
+                reader = self._letter_reader(s.step.choices)
+                answer, probability, outside = reader.from_ids({t: float(probs[t]) for t in reader.ids})
+                results[i] = ProbeResult(answer, probability, "letters", len(s.probe_ids), shared, outside)
+            else:
+                trials.append(i)
+        if trials:
+            results.update(self._trial_answers(trials, samples, logits, branch, branch_mask, positions[:, -1] + 1,
+                                               shared))
+        for i, s in enumerate(samples):
+            s.controller.record_probe(results[i])
+            if s.on_probe is not None:
+                s.on_probe(s.controller.record(s.prompt).probes[-1])
+            self._begin_step(s)
+
+    def _trial_answers(self, trials: list[int], samples: list[_Sample], logits, branch, branch_mask, positions,
+                       shared: float) -> dict[int, ProbeResult]:
+        """Free-form probes: a greedy trial answer on the branch, its mean token probability (DEER)."""
+        import torch
+
+        started = time.perf_counter()
+        if len(trials) < len(samples):
+            keep = torch.tensor(trials, dtype=torch.long)
+            branch.batch_select_indices(keep.to(self.device))
+            logits, branch_mask, positions = logits[keep], branch_mask[keep], positions[keep]
+        steps = [samples[i].step for i in trials]
+        # The branch must fit the context like any other tokens (the answer reserve holds the prefix).
+        limits = [max(0, min(step.max_new_tokens, self.max_context - samples[i].visible - len(samples[i].probe_ids)))
+                  for i, step in zip(trials, steps)]
+        ids: list[list[int]] = [[] for _ in trials]
+        probs: list[list[float]] = [[] for _ in trials]
+        done = [limit == 0 for limit in limits]
+        while not all(done):
+            feed = []
+            for j, step in enumerate(steps):
+                if not done[j]:
+                    distribution = torch.softmax(logits[j], dim=-1)
+                    token = int(torch.argmax(distribution))
+                    ids[j].append(token)
+                    probs[j].append(float(distribution[token]))
+                    cut = self.stops.match(ids[j], step.stops)
+                    if cut is not None:
+                        del ids[j][cut:], probs[j][cut:]
+                    done[j] = cut is not None or len(ids[j]) >= limits[j]
+                # A finished trial needs no more logits: it is fed padding, masked out.
+                feed.append(self.pad_id if done[j] else ids[j][-1])
+            if all(done):
+                break
+            column = torch.tensor([[0 if finished else 1] for finished in done], dtype=torch.long)
+            branch_mask = torch.cat([branch_mask, column], dim=1)
+            logits = self._forward(torch.tensor(feed, dtype=torch.long).unsqueeze(1), branch_mask,
+                                   positions.unsqueeze(1), branch)
+            positions = positions + 1
+        each = (time.perf_counter() - started) / len(trials)
+        results = {}
+        for j, i in enumerate(trials):
+            text = self.tokenizer.decode(ids[j], skip_special_tokens=False)
+            answer, probability = read_trial(text, probs[j], None)
+            results[i] = ProbeResult(answer, probability, "trial", len(samples[i].probe_ids) + len(ids[j]),
+                                     shared + each)
+        return results
+
+    def _letter_reader(self, letters: tuple[str, ...]) -> LetterReader:
+        if letters not in self._readers:
+            self._readers[letters] = LetterReader(self.tokenizer, letters)
+        return self._readers[letters]
+
     def encode(self, text: str) -> list[int]:
         """Token ids of a text as the backend feeds it (no special tokens added); servers override it."""
         return self.tokenizer.encode(text, add_special_tokens=False)
+
+
+def _fork(cache, rows: list[int], batch: int, device):
+    """A side branch of the cache holding `rows`: it grows and is dropped, the cache stays as it was.
+
+    Cache layers replace their tensors when they grow (torch.cat), never write into them, so the
+    branch's own layer objects may start from the same tensors: probing every row copies nothing
+    (the first forward's concatenation copies, as every decode step does); a subset of rows is
+    selected, which copies those rows.
+    """
+    import torch
+
+    branch = copy.copy(cache)
+    branch.layers = [copy.copy(layer) for layer in cache.layers]
+    if len(rows) < batch:
+        branch.batch_select_indices(torch.tensor(rows, dtype=torch.long, device=device))
+    return branch
 
 
 def _pick(logits, policy: BudgetPolicy, generator) -> int:
