@@ -655,8 +655,11 @@ def accuracy_vs_budget_figure(runs: Sequence[RunResult], panels: Sequence[str], 
             error = _error_bars(scored)
             # Runs at the same budgets would hide each other's interval bars; nudge them apart a little.
             nudge = 2 ** (0.06 * (number - (len(lines) - 1) / 2))
+            # Early exit's caps share the run's colour and marker, drawn hollow beside its fixed budgets.
+            hollow = {"markerfacecolor": "white"} if series.points[0].early_exit_index else {}
             axis.errorbar(x * nudge, y, yerr=error, fmt=RUN_MARKERS[series.run_index % len(RUN_MARKERS)],
-                          color=colour, markersize=5, capsize=2, elinewidth=0.8, alpha=0.9, label=series.label)
+                          color=colour, markersize=5, capsize=2, elinewidth=0.8, alpha=0.9, label=series.label,
+                          **hollow)
             trend = fit_log2_trend(x, y)
             if trend is not None:
                 grid = np.geomspace(x.min(), x.max(), 60)
@@ -783,7 +786,7 @@ def thinking_tokens_figure(runs: Sequence[RunResult]) -> Any | None:
     hits_axis.set_title("Items whose thinking was cut off by the budget", fontsize="medium")
     hits_axis.grid(axis="y", alpha=0.3)
     hits_axis.set_xticks(range(len(categories)))
-    crowded = len(categories) > 6
+    crowded = len(categories) > 6 or len(categories) * max(map(len, categories)) > 60  # labels would touch
     hits_axis.set_xticklabels(categories, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     hits_axis.set_xlabel("grid point")
     budget_handle = tokens_axis.get_legend_handles_labels()[0]
