@@ -27,7 +27,7 @@ from m1.evaluation.config import GridPoint
 from m1.evaluation.paired import METHOD, paired_difference
 from m1.scoring import MODES
 
-SETTLING_STEPS = 64  # the curve is read at this many even steps from 0 to the budget (plus 0)
+SETTLING_STEPS = 64  # the curve is read at 0 and at this many even steps up to the budget
 
 Rows = dict[str, dict[str, Any]]
 
@@ -42,6 +42,7 @@ def compare_with_fixed(points: Sequence[GridPoint], rows: dict[str, Rows], score
     if not exiting:
         return None
     keys = {point.key for point in points}
+    everything, groups = [uid for uid, _ in order], _groups(order)
     comparisons = []
     for point in exiting:
         entry: dict[str, Any] = {"point": point.key, "fixed": None, "budget": point.budget,
@@ -49,13 +50,9 @@ def compare_with_fixed(points: Sequence[GridPoint], rows: dict[str, Rows], score
                                  "early_exit": point.early_exit.model_dump(mode="json")}
         fixed = point.fixed.key
         if fixed in keys:
-            groups = _groups(order)
-            entry |= {"fixed": fixed,
-                      "overall": _compare([uid for uid, _ in order], rows[point.key], rows[fixed],
-                                          scored[point.key], scored[fixed], seed),
-                      "sources": [{"source": source} | _compare(uids, rows[point.key], rows[fixed],
-                                                                scored[point.key], scored[fixed], seed)
-                                  for source, uids in groups.items()]}
+            arms = (rows[point.key], rows[fixed], scored[point.key], scored[fixed])
+            entry |= {"fixed": fixed, "overall": _compare(everything, *arms, seed),
+                      "sources": [{"source": source} | _compare(uids, *arms, seed) for source, uids in groups.items()]}
         comparisons.append(entry)
     return {"method": METHOD, "comparisons": comparisons}
 
