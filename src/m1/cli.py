@@ -440,9 +440,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def early_exit_table(summary: dict[str, Any]) -> Table:
     """Each early-exit point against its fixed budget, over all items: tokens saved, paired accuracy change."""
+    from m1.evaluation.early_exit import difference_text
+
     table = Table(title="early exit versus the fixed budget (same items; Δ with 95 % interval, exact McNemar p)")
     for column in ("grid point", "fixed point", "thinking tokens fixed → early exit", "saved %", "exited early %",
-                   "Δ strict (points)", "p", "Δ reference (points)", "p "):
+                   "Δ strict (points)", "p strict", "Δ reference (points)", "p reference"):
         table.add_column(column, justify="left" if "point" in column else "right")
     for comparison in summary["early_exit"]["comparisons"]:
         if not comparison["fixed"]:
@@ -451,9 +453,7 @@ def early_exit_table(summary: dict[str, Any]) -> Table:
         cells = []
         for mode in ("strict", "reference"):
             diff = group[mode]
-            cells += ["—", "—"] if diff is None else [
-                f"{100 * diff['difference']:+.1f} ({100 * diff['ci_low']:+.1f} to {100 * diff['ci_high']:+.1f})",
-                f"{diff['p_value']:.3g}"]
+            cells += [difference_text(diff), "—" if diff is None else f"{diff['p_value']:.3g}"]
         saved = group["tokens_saved_pct"]
         table.add_row(comparison["point"], comparison["fixed"],
                       f"{group['thinking_tokens_fixed']:.0f} → {group['thinking_tokens_early_exit']:.0f}",

@@ -108,6 +108,13 @@ def settling_curves(point: GridPoint, rows: Rows, scored: Rows, order: Sequence[
     return curves
 
 
+def difference_text(entry: dict[str, Any] | None) -> str:
+    """A paired difference as people read it: "+2.5 (-1.0 to +6.0)" in accuracy points, "—" without items."""
+    if entry is None:
+        return "—"
+    return f"{100 * entry['difference']:+.1f} ({100 * entry['ci_low']:+.1f} to {100 * entry['ci_high']:+.1f})"
+
+
 def _settled_at(row: dict[str, Any], final: str | None, steps: Sequence[int]) -> list[bool]:
     """At each step: thinking already over, or the latest probe so far already gave the final answer."""
     probes = sorted(row.get("probes") or [], key=lambda probe: probe["thinking_tokens"])

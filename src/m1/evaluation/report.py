@@ -46,6 +46,7 @@ from typing import Any
 from m1 import __version__
 from m1.data.errors import DataError
 from m1.data.suite import SUITE
+from m1.evaluation.early_exit import difference_text
 from m1.evaluation.paper import (
     BENCHMARK_OF_SOURCE,
     PAPER_BUDGET,
@@ -437,12 +438,6 @@ def _number(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _difference(entry: dict[str, Any] | None) -> str:
-    if entry is None:
-        return "—"
-    return f"{100 * entry['difference']:+.1f} ({100 * entry['ci_low']:+.1f} to {100 * entry['ci_high']:+.1f})"
-
-
 def _p_value(entry: dict[str, Any] | None) -> str:
     return "—" if entry is None else f"{entry['p_value']:.3g}"
 
@@ -459,8 +454,8 @@ def _comparison_cells(group: dict[str, Any], mode: str) -> list[str]:
     rate = group.get("early_exit_rate")
     return [str(group["items"]), _number(group["thinking_tokens_fixed"]), _number(group["thinking_tokens_early_exit"]),
             _number(group["tokens_saved_pct"], 1), "—" if rate is None else _pct(rate),
-            _number(group.get("probe_tokens_mean")), accuracy, _difference(group.get("strict")),
-            _p_value(group.get("strict")), _difference(group.get("reference")), _p_value(group.get("reference"))]
+            _number(group.get("probe_tokens_mean")), accuracy, difference_text(group.get("strict")),
+            _p_value(group.get("strict")), difference_text(group.get("reference")), _p_value(group.get("reference"))]
 
 
 def _compared(run: RunResult) -> list[dict[str, Any]]:
