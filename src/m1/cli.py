@@ -422,6 +422,8 @@ def evaluate(
         print_json(summary | {"run_dir": str(run_dir)})
         return
     console.print(summary_table(summary))
+    if "early_exit" in summary:
+        console.print(early_exit_table(summary))
     console.print(f"results: {run_dir}  (next: m1 report {run_dir})", markup=False)
 
 
@@ -440,7 +442,8 @@ def report(
     paths = write_report(runs, out, paper_overlay=paper, mode=mode)
     if json_output:
         print_json({"html": str(paths.html), "markdown": str(paths.markdown),
-                    "figures": [str(path) for path in paths.figures]})
+                    "figures": [str(path) for path in paths.figures]}
+                   | ({"early_exit": paths.early_exit} if paths.early_exit else {}))
         return
     console.print(f"report: {paths.html}\nsummary: {paths.markdown}\nfigures: {len(paths.figures)} files in {paths.html.parent}", markup=False)
 
@@ -475,6 +478,29 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row(point["point"], f"{100 * strict['micro']['accuracy']:.1f}", f"{100 * strict['macro']['accuracy']:.1f}",
                       f"{100 * strict['no_answer_rate']:.1f}", f"{100 * reference['micro']['accuracy']:.1f}",
                       f"{usage['thinking_tokens_mean']:.0f}", f"{100 * usage['budget_hit_rate']:.0f}")
+    return table
+
+
+def early_exit_table(summary: dict[str, Any]) -> Table:
+    """Each early-exit point against its fixed budget, over all items: tokens saved, paired accuracy change."""
+    from m1.evaluation.early_exit import difference_text
+
+    table = Table(title="early exit versus the fixed budget (same items; Δ with 95 % interval, exact McNemar p)")
+    for column in ("grid point", "fixed point", "thinking tokens fixed → early exit", "saved %", "exited early %",
+                   "Δ strict (points)", "p strict", "Δ reference (points)", "p reference"):
+        table.add_column(column, justify="left" if "point" in column else "right")
+    for comparison in summary["early_exit"]["comparisons"]:
+        if not comparison["fixed"]:
+            continue
+        group = comparison["overall"]
+        cells = []
+        for mode in ("strict", "reference"):
+            diff = group[mode]
+            cells += [difference_text(diff), "—" if diff is None else f"{diff['p_value']:.3g}"]
+        saved = group["tokens_saved_pct"]
+        table.add_row(comparison["point"], comparison["fixed"],
+                      f"{group['thinking_tokens_fixed']:.0f} → {group['thinking_tokens_early_exit']:.0f}",
+                      "—" if saved is None else f"{saved:.1f}", f"{100 * group['early_exit_rate']:.0f}", *cells)
     return table
 
 

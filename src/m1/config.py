@@ -109,10 +109,13 @@ def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _section_model(annotation: Any) -> Any:
-    """The model inside an annotation such as `Section | None` or `list[Section]`."""
-    for candidate in (annotation, *get_args(annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
+    """The model inside an annotation such as `Section | None`, `list[Section]` or `list[Section | None]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _section_model(argument)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
     return annotation
 
 

@@ -1,7 +1,12 @@
-"""What an evaluation run is: model, backend, data, and the grid of budgets and "Wait" counts.
+"""What an evaluation run is: model, backend, data, and the grid of budgets, "Wait" counts,
+early-exit settings and prompt suffixes.
 
     config = load_config(EvalConfig, "configs/eval/budget_sweep.yaml", ["per_source=10"])
     for point in config.grid_points(): ...
+
+A grid point's key names its place on every axis: `B512_K0` (budget, Wait count), then `_EE1` for
+the first early-exit setting of `grid.early_exit` (none for `null`, the fixed budget), then `_S1`
+for the second prompt suffix. Points without early exit keep the keys they always had.
 
 A run's identity is the hash of everything that can change its results (not where it is written),
 so running the same command again finds the same run directory and resumes it, and a different
@@ -20,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from m1.engine.default_model import DEFAULT_MODEL_ALIAS, default_preset
-from m1.engine.policy import BudgetPolicy, PresetName
+from m1.engine.policy import BudgetPolicy, EarlyExit, PresetName
 from m1.engine.prompt import BOXED_SUFFIX
 from m1.engine.registry import check_backend
 
@@ -35,6 +40,9 @@ class GridConfig(BaseModel):
     max_thinking_tokens: list[int] = Field(default_factory=lambda: [128, 256, 512, 1024, 2048, 4096, 8192])
     num_extensions: list[int] = Field(default_factory=lambda: [0])
     prompt_suffix: list[str] = Field(default_factory=lambda: [BOXED_SUFFIX])
+    early_exit: list[EarlyExit | None] = Field(
+        default_factory=lambda: [None],
+        description="early-exit settings to try (BudgetPolicy.early_exit); null: the fixed budget")
 
     @field_validator("max_thinking_tokens")
     @classmethod
@@ -50,6 +58,15 @@ class GridConfig(BaseModel):
             raise ValueError("extension counts must be 0 or more, e.g. [0, 1, 2]")
         return values
 
+    @field_validator("early_exit")
+    @classmethod
+    def _some_setting(cls, values: list[EarlyExit | None]) -> list[EarlyExit | None]:
+        if not values:
+            raise ValueError("give at least one setting, e.g. [null, {method: confidence, threshold: 0.9}]")
+        if values.count(None) > 1:
+            raise ValueError("null (the fixed budget) may appear once: a second would be the same grid point")
+        return values
+
 
 @dataclass(frozen=True)
 class GridPoint:
@@ -57,11 +74,20 @@ class GridPoint:
     extensions: int
     suffix: str
     suffix_index: int
+    early_exit: EarlyExit | None = None
+    early_exit_index: int = 0  # 1, 2, … for the settings of grid.early_exit in order; 0 for the fixed budget
 
     @property
     def key(self) -> str:
         head = "nothink" if self.budget is None else f"B{self.budget}_K{self.extensions}"
+        if self.early_exit_index:
+            head += f"_EE{self.early_exit_index}"
         return head if self.suffix_index == 0 else f"{head}_S{self.suffix_index}"
+
+    @property
+    def fixed(self) -> GridPoint:
+        """The same point with a fixed budget: what an early-exit point is compared with."""
+        return GridPoint(self.budget, self.extensions, self.suffix, self.suffix_index)
 
 
 class EvalConfig(BaseModel):
@@ -96,38 +122,46 @@ class EvalConfig(BaseModel):
 
     @model_validator(mode="after")
     def _policy_is_valid(self) -> EvalConfig:
-        for axis in ("max_thinking_tokens", "num_extensions"):
+        for axis in ("max_thinking_tokens", "num_extensions", "early_exit"):
             if axis in self.policy:
                 raise ValueError(f"set {axis} in grid.{axis}, not in policy")
         for point in self.grid_points():
+            # The fixed-budget policy first, so that an error is blamed on the field that causes it:
+            # policy.* when the settings fail on their own, grid.early_exit[i] when only early exit does.
             try:
-                self.policy_for(point)
+                self.policy_for(point.fixed)
             except ValidationError as err:
-                first = err.errors()[0]
-                field = ".".join(str(part) for part in first["loc"])
-                raise ValueError(f"policy.{field}: {first['msg']}") from None
+                raise ValueError(_first_error(err, "policy")) from None
+            if point.early_exit is not None:
+                try:
+                    self.policy_for(point)
+                except ValidationError as err:
+                    position = self.grid.early_exit.index(point.early_exit)
+                    raise ValueError(_first_error(err, f"grid.early_exit[{position}]")) from None
         return self
 
     def grid_points(self) -> list[GridPoint]:
         suffixes = list(enumerate(self.grid.prompt_suffix))
-        if self.preset == "no-think":
-            return [GridPoint(None, 0, s, i) for i, s in suffixes]
-        return [
-            GridPoint(b, k, s, i)
-            for (b, k), (i, s) in itertools.product(
-                itertools.product(self.grid.max_thinking_tokens, self.grid.num_extensions), suffixes
-            )
-        ]
+        settings = [(setting, index) for index, setting in _numbered(self.grid.early_exit)]
+        budgets = [(None, 0)] if self.preset == "no-think" else list(
+            itertools.product(self.grid.max_thinking_tokens, self.grid.num_extensions))
+        return [GridPoint(b, k, s, i, setting, number)
+                for (b, k), (setting, number), (i, s) in itertools.product(budgets, settings, suffixes)]
 
     def policy_for(self, point: GridPoint) -> BudgetPolicy:
         overrides = dict(self.policy)
         if point.budget is not None:
             overrides |= {"max_thinking_tokens": point.budget, "num_extensions": point.extensions}
+        if point.early_exit is not None:
+            overrides["early_exit"] = point.early_exit
         return BudgetPolicy.from_preset(self.preset, **overrides)
 
     def identity(self) -> str:
         """A short hash of everything that decides the results (not the output location)."""
         relevant = self.model_dump(mode="json", exclude={"out_dir", "name"})
+        # A grid without early exit hashes as it did before the axis existed, so runs started then resume.
+        if relevant["grid"]["early_exit"] == [None]:
+            del relevant["grid"]["early_exit"]
         # Secrets never belong in a run's identity or on disk.
         relevant["backend_options"] = {k: v for k, v in relevant["backend_options"].items() if "key" not in k.lower()}
         return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
@@ -137,3 +171,19 @@ class EvalConfig(BaseModel):
             return self.name
         short = re.sub(r"[^A-Za-z0-9.-]+", "-", self.model.rstrip("/").split("/")[-1])
         return f"{short}-{self.preset}-{self.identity()}"
+
+
+def _numbered(settings: list[EarlyExit | None]) -> list[tuple[int, EarlyExit | None]]:
+    """Each setting with its key number: 1, 2, … for early-exit settings in order, 0 for null."""
+    numbered, count = [], 0
+    for setting in settings:
+        count += setting is not None
+        numbered.append((count if setting is not None else 0, setting))
+    return numbered
+
+
+def _first_error(err: ValidationError, where: str) -> str:
+    """The first error, named by the config field it came from (`where`, then the field inside it)."""
+    first = err.errors()[0]
+    field = ".".join([where, *(str(part) for part in first["loc"])])
+    return f"{field}: {first['msg'].removeprefix('Value error, ')}"

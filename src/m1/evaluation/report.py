@@ -16,6 +16,13 @@ writes, into `out_dir`:
     accuracy_vs_wait.{png,svg}   accuracy against the number of "Wait" extensions, when a run has
                                  several at one budget (the paper's figure 3)
     thinking_tokens.{png,svg}    thinking tokens used per grid point, and how often the budget was hit
+    answer_settling.{png,svg}    runs with early exit: the share of items whose probe answer already is
+                                 the final answer, against thinking tokens (from observe-mode points
+                                 where a run has them)
+
+A run with early-exit grid points also gets the tables of `metrics.json`'s `early_exit` section
+(`m1.evaluation.early_exit`): each early-exit point against the fixed budget of the same cap, per
+source and overall, with the tokens saved and the paired accuracy difference.
 
 Several runs share every figure, one colour and marker per run. The paper's numbers at B = 4096
 (`m1.evaluation.paper`) are drawn as black reference markers unless `paper_overlay=False`.
@@ -24,6 +31,7 @@ Several runs share every figure, one colour and marker per run. The paper's numb
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -38,6 +46,7 @@ from typing import Any
 from m1 import __version__
 from m1.data.errors import DataError
 from m1.data.suite import SUITE
+from m1.evaluation.early_exit import difference_text
 from m1.evaluation.paper import (
     BENCHMARK_OF_SOURCE,
     PAPER_BUDGET,
@@ -65,6 +74,7 @@ class ReportPaths:
     html: Path
     markdown: Path
     figures: list[Path] = field(default_factory=list)  # PNG and SVG of every figure drawn
+    early_exit: dict[str, Any] = field(default_factory=dict)  # run label → its early-exit comparisons, as tabled
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -90,10 +100,13 @@ class PointResult:
     suffix_index: int
     metrics: dict[str, Any]  # ModeMetrics.to_dict() of the chosen mode
     usage: dict[str, Any]
+    early_exit_index: int = 0  # the key's _EE number; 0 for a fixed budget
+    early_exit: dict[str, Any] | None = None  # the point's early-exit settings
+    settling: dict[str, Any] | None = None  # its answer-settling curves (m1.evaluation.early_exit)
 
     @property
-    def order(self) -> tuple[int, int, int, int]:
-        return (self.budget is not None, self.budget or 0, self.extensions, self.suffix_index)
+    def order(self) -> tuple[int, int, int, int, int]:
+        return (self.budget is not None, self.budget or 0, self.extensions, self.early_exit_index, self.suffix_index)
 
     @property
     def no_answer_rate(self) -> float:
@@ -126,6 +139,7 @@ class RunResult:
     preset: str
     items: int
     points: list[PointResult]
+    early_exit: dict[str, Any] | None = None  # metrics.json's early-exit comparisons, when the grid had early exit
 
     @property
     def thinking_points(self) -> list[PointResult]:
@@ -156,11 +170,14 @@ def load_run(path: str | Path, mode: str = "strict") -> RunResult:
             raise DataError.at(summary_file, f"points[{number}]", mode, "missing",
                                "re-run `m1 eval` with this version of m1 to rescore the run")
         suffix = re.search(r"_S(\d+)$", point["point"])
+        early_exit = re.search(r"_EE(\d+)(_S\d+)?$", point["point"])
         points.append(PointResult(point["point"], point.get("budget"), int(point.get("extensions") or 0),
-                                  int(suffix.group(1)) if suffix else 0, point[mode], point["usage"]))
+                                  int(suffix.group(1)) if suffix else 0, point[mode], point["usage"],
+                                  int(early_exit.group(1)) if early_exit else 0, point.get("early_exit"),
+                                  point.get("settling")))
     return RunResult(root, str(summary.get("run") or root.name), str(summary.get("model", "?")),
                      str(summary.get("backend", "?")), str(summary.get("preset", "?")),
-                     int(summary.get("items", 0)), sorted(points, key=lambda p: p.order))
+                     int(summary.get("items", 0)), sorted(points, key=lambda p: p.order), summary.get("early_exit"))
 
 
 def load_runs(paths: Iterable[str | Path], mode: str = "strict") -> list[RunResult]:
@@ -175,7 +192,7 @@ def load_runs(paths: Iterable[str | Path], mode: str = "strict") -> list[RunResu
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label} ({seen[label]})"
-        unique.append(RunResult(run.path, label, run.model, run.backend, run.preset, run.items, run.points))
+        unique.append(dataclasses.replace(run, label=label))
     return unique
 
 
@@ -374,8 +391,8 @@ def usage_table(runs: Sequence[RunResult]) -> TableData:
 
 def paper_point(run: RunResult) -> PointResult | None:
     """The run's point comparable with the paper: B = 4096, no extensions, the first prompt suffix."""
-    return next((p for p in run.points if p.budget == PAPER_BUDGET and p.extensions == 0 and p.suffix_index == 0),
-                None)
+    return next((p for p in run.points if p.budget == PAPER_BUDGET and p.extensions == 0 and p.suffix_index == 0
+                 and p.early_exit_index == 0), None)
 
 
 def paper_table(runs: Sequence[RunResult], sources: Sequence[str], mode: str) -> TableData | None:
@@ -405,6 +422,81 @@ def paper_table(runs: Sequence[RunResult], sources: Sequence[str], mode: str) ->
                      numeric=set(range(2, len(header))), note=note)
 
 
+def _early_exit_rule(settings: dict[str, Any] | None) -> str:
+    """An early-exit setting in a few words, e.g. "confidence ≥ 0.9, every 64, transitions (observe)"."""
+    if not settings:
+        return "—"
+    method = settings.get("method")
+    rule = f"confidence ≥ {settings.get('threshold'):g}" if method == "confidence" else f"{settings.get('agree')} agree"
+    when = [f"every {settings['every']}"] if settings.get("every") else []
+    if settings.get("transitions") is None or settings.get("transitions"):  # None: the default transitions
+        when.append("transitions")
+    return ", ".join([rule, *when]) + (" (observe)" if settings.get("observe") else "")
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _p_value(entry: dict[str, Any] | None) -> str:
+    return "—" if entry is None else f"{entry['p_value']:.3g}"
+
+
+def _comparison_header(mode: str) -> list[str]:
+    return ["n", "thinking tokens fixed", "thinking tokens early exit", "tokens saved %", "exited early %",
+            "probe tokens (mean)", f"acc % fixed → early exit ({mode})", "Δ strict, points (95 % CI)", "p strict",
+            "Δ reference, points (95 % CI)", "p reference"]
+
+
+def _comparison_cells(group: dict[str, Any], mode: str) -> list[str]:
+    chosen = group.get(mode)
+    accuracy = "—" if chosen is None else f"{_pct(chosen['accuracy_b'])} → {_pct(chosen['accuracy_a'])}"
+    rate = group.get("early_exit_rate")
+    return [str(group["items"]), _number(group["thinking_tokens_fixed"]), _number(group["thinking_tokens_early_exit"]),
+            _number(group["tokens_saved_pct"], 1), "—" if rate is None else _pct(rate),
+            _number(group.get("probe_tokens_mean")), accuracy, difference_text(group.get("strict")),
+            _p_value(group.get("strict")), difference_text(group.get("reference")), _p_value(group.get("reference"))]
+
+
+def _compared(run: RunResult) -> list[dict[str, Any]]:
+    """The run's early-exit points that have a fixed-budget point to be compared with."""
+    return [c for c in (run.early_exit or {}).get("comparisons", []) if c.get("fixed")]
+
+
+def early_exit_tables(runs: Sequence[RunResult], mode: str) -> list[TableData]:
+    """Early exit against the fixed budget of the same cap: all items (every run), then by source
+    (one table per run); no tables when no run had early exit."""
+    if not any(run.early_exit for run in runs):
+        return []
+    several = len(runs) > 1
+    head = (["run"] if several else []) + ["point", "fixed point", "early exit"]
+    overall = [([run.label] if several else []) + [c["point"], c["fixed"], _early_exit_rule(c["early_exit"])]
+               + _comparison_cells(c["overall"], mode) for run in runs for c in _compared(run)]
+    unpaired = [c["point"] for run in runs for c in (run.early_exit or {}).get("comparisons", []) if not c.get("fixed")]
+    method = next(run.early_exit.get("method", "") for run in runs if run.early_exit)
+    note = ("Same items in both arms. Δ: accuracy with early exit minus accuracy at the fixed budget, in points; "
+            "tokens saved: 1 − mean thinking tokens with early exit / without (probe tokens are counted apart). "
+            f"Statistics: {method}.")
+    if unpaired:
+        note += f" Not compared (the grid has no fixed point of the same cap): {', '.join(unpaired)}."
+    tables = [TableData(f"Early exit versus fixed budget, all items ({mode} accuracy shown)", head
+                        + _comparison_header(mode), overall, numeric=set(range(len(head), len(head) + 11)),
+                        note=note)]
+    for run in runs:
+        rows: list[list[str]] = []
+        rules: set[int] = set()
+        for comparison in _compared(run):
+            if rows:
+                rules.add(len(rows))
+            groups = comparison["sources"] + [comparison["overall"] | {"source": "all items"}]
+            rows += [[comparison["point"], group["source"]] + _comparison_cells(group, mode) for group in groups]
+        if rows:
+            tables.append(TableData(f"Early exit versus fixed budget by source — {run.label}",
+                                    ["point", "source"] + _comparison_header(mode), rows,
+                                    numeric=set(range(2, 13)), rule_before=rules))
+    return tables
+
+
 def render_markdown_table(table: TableData) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
@@ -432,7 +524,8 @@ def render_html_table(table: TableData) -> str:
 
 @dataclass(frozen=True)
 class Series:
-    """Points of one run drawn as one line: a prompt suffix, and a budget or a Wait count held fixed."""
+    """Points of one run drawn as one line: a prompt suffix and an early-exit setting (or none), and
+    a budget or a Wait count held fixed."""
 
     run_index: int
     variant: int  # 0 for the run's main line; others get another line style
@@ -440,33 +533,39 @@ class Series:
     points: list[PointResult]
 
 
+def _variant_tag(early_exit_index: int, suffix_index: int) -> str:
+    return (f" EE{early_exit_index}" if early_exit_index else "") + (f" S{suffix_index}" if suffix_index else "")
+
+
 def budget_series(runs: Sequence[RunResult]) -> tuple[list[Series], list[Series]]:
-    """Lines over the budget (at each run's smallest Wait count), and flat lines of no-thinking points."""
+    """Lines over the budget (at each run's smallest Wait count), one per prompt suffix and early-exit
+    setting (early exit's caps beside the fixed budgets), and flat lines of no-thinking points."""
     lines, flat = [], []
     for index, run in enumerate(runs):
-        for variant, suffix in enumerate(sorted({p.suffix_index for p in run.points})):
-            thinking = [p for p in run.thinking_points if p.suffix_index == suffix]
-            tag = f" S{suffix}" if suffix else ""
+        variants = sorted({(p.suffix_index, p.early_exit_index) for p in run.points})
+        for variant, (suffix, early_exit) in enumerate(variants):
+            thinking = [p for p in run.thinking_points if (p.suffix_index, p.early_exit_index) == (suffix, early_exit)]
+            tag = _variant_tag(early_exit, suffix)
             if thinking:
                 fewest = min(p.extensions for p in thinking)
                 label = run.label + tag + (f" (Wait={fewest})" if fewest else "")
                 lines.append(Series(index, variant, label, [p for p in thinking if p.extensions == fewest]))
             for point in run.points:
-                if point.budget is None and point.suffix_index == suffix:
+                if point.budget is None and (point.suffix_index, point.early_exit_index) == (suffix, early_exit):
                     flat.append(Series(index, variant, f"{run.label}{tag}: no thinking", [point]))
     return lines, flat
 
 
 def wait_series(runs: Sequence[RunResult]) -> list[Series]:
-    """One line per run, suffix and budget that was evaluated at two or more Wait counts."""
+    """One line per run, suffix, early-exit setting and budget evaluated at two or more Wait counts."""
     found = []
     for index, run in enumerate(runs):
-        groups: dict[tuple[int, int], list[PointResult]] = {}
+        groups: dict[tuple[int, int, int], list[PointResult]] = {}
         for point in run.thinking_points:
-            groups.setdefault((point.budget, point.suffix_index), []).append(point)
-        for variant, ((budget, suffix), points) in enumerate(sorted(groups.items())):
+            groups.setdefault((point.budget, point.early_exit_index, point.suffix_index), []).append(point)
+        for variant, ((budget, early_exit, suffix), points) in enumerate(sorted(groups.items())):
             if len({p.extensions for p in points}) >= 2:
-                label = f"{run.label}{f' S{suffix}' if suffix else ''} B={_short_budget(budget)}"
+                label = f"{run.label}{_variant_tag(early_exit, suffix)} B={_short_budget(budget)}"
                 found.append(Series(index, variant, label, sorted(points, key=lambda p: p.extensions)))
     return found
 
@@ -551,8 +650,11 @@ def accuracy_vs_budget_figure(runs: Sequence[RunResult], panels: Sequence[str], 
             error = _error_bars(scored)
             # Runs at the same budgets would hide each other's interval bars; nudge them apart a little.
             nudge = 2 ** (0.06 * (number - (len(lines) - 1) / 2))
+            # Early exit's caps share the run's colour and marker, drawn hollow beside its fixed budgets.
+            hollow = {"markerfacecolor": "white"} if series.points[0].early_exit_index else {}
             axis.errorbar(x * nudge, y, yerr=error, fmt=RUN_MARKERS[series.run_index % len(RUN_MARKERS)],
-                          color=colour, markersize=5, capsize=2, elinewidth=0.8, alpha=0.9, label=series.label)
+                          color=colour, markersize=5, capsize=2, elinewidth=0.8, alpha=0.9, label=series.label,
+                          **hollow)
             trend = fit_log2_trend(x, y)
             if trend is not None:
                 grid = np.geomspace(x.min(), x.max(), 60)
@@ -679,12 +781,64 @@ def thinking_tokens_figure(runs: Sequence[RunResult]) -> Any | None:
     hits_axis.set_title("Items whose thinking was cut off by the budget", fontsize="medium")
     hits_axis.grid(axis="y", alpha=0.3)
     hits_axis.set_xticks(range(len(categories)))
-    crowded = len(categories) > 6
+    crowded = len(categories) > 6 or len(categories) * max(map(len, categories)) > 60  # labels would touch
     hits_axis.set_xticklabels(categories, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     hits_axis.set_xlabel("grid point")
     budget_handle = tokens_axis.get_legend_handles_labels()[0]
     figure.legend(handles + budget_handle, [h.get_label() for h in handles] + ["thinking budget"] * len(budget_handle),
                   loc="outside lower center", ncols=min(4, len(handles) + 1), fontsize="small", frameon=False)
+    return figure
+
+
+def settling_points(run: RunResult) -> list[PointResult]:
+    """The points whose probe trajectories the settling figure draws: a run's observe-mode points,
+    which probe all of the thinking, where it has them; otherwise its exiting points."""
+    probed = [p for p in run.points if p.settling]
+    return [p for p in probed if p.settling.get("observe")] or probed
+
+
+def answer_settling_figure(runs: Sequence[RunResult], panels: Sequence[str], mode: str) -> Any | None:
+    """Per panel: the share of items whose latest probe already gave the final answer, against thinking tokens."""
+    import numpy as np
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lines = [(index, run, point) for index, run in enumerate(runs) for point in settling_points(run)]
+    if not lines:
+        return None
+    colours = _colours()
+    steps = [t for _, _, point in lines for t in point.settling["thinking_tokens"] if t > 0]
+    ticks = [2 ** k for k in range(math.ceil(math.log2(min(steps))), math.floor(math.log2(max(steps))) + 1)] if steps else []
+    ticks = ticks[:: max(1, math.ceil(len(ticks) / 8))]  # at most 8 labels, every other power when there are more
+    figure, axes = _panel_grid(panels)
+    for axis, panel in zip(axes, panels):
+        drawn = False
+        for number, (index, run, point) in enumerate(lines):
+            curves = point.settling
+            shares = curves[mode]["overall"] if panel == MICRO else curves[mode]["sources"].get(panel)
+            x = np.asarray(curves["thinking_tokens"], dtype=float)
+            if not shares or not (x > 0).any():
+                continue
+            drawn = True
+            keep = x > 0  # a log axis has no 0; the first step after it shows the same items
+            label = (f"{run.label} " if len(runs) > 1 else "") + f"{point.key}: {_early_exit_rule(point.early_exit)}"
+            axis.step(x[keep], 100 * np.asarray(shares, dtype=float)[keep], where="post", linewidth=1.4,
+                      color=colours[number % len(colours)],
+                      linestyle=VARIANT_LINESTYLES[index % len(VARIANT_LINESTYLES)], label=label)
+        if not drawn:
+            _no_data(axis)
+        axis.set_xscale("log", base=2)
+        if ticks:
+            axis.xaxis.set_major_locator(FixedLocator(ticks))
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _short_budget(round(value))))
+            axis.xaxis.set_minor_locator(NullLocator())
+        axis.set_title("all items" if panel == MICRO else panel, fontsize="medium")
+        axis.set_xlabel("thinking tokens", fontsize="small")
+        axis.set_ylabel("settled %", fontsize="small")
+        axis.set_ylim(-2, 102)
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"Answer settling ({mode} extraction): items whose latest probe already gave the final answer",
+                    fontsize="medium")
+    _legend(figure, axes)
     return figure
 
 
@@ -781,8 +935,13 @@ def render_html(runs: Sequence[RunResult], mode: str, tables: dict[str, Any], fi
                      f"<a href='{drawn.stem}.png'>{drawn.stem}.png</a>.</figcaption></figure>")
         if drawn.stem == "thinking_tokens":
             parts.append(render_html_table(tables["usage"]))
+        if drawn.stem == "answer_settling":
+            parts += [render_html_table(table) for table in tables["early_exit"]]
     if not any(d.stem == "thinking_tokens" for d in figures):
         parts.append("<h2>Thinking tokens</h2>" + render_html_table(tables["usage"]))
+    if tables["early_exit"] and not any(d.stem == "answer_settling" for d in figures):
+        parts.append("<h2>Early exit</h2>")
+        parts += [render_html_table(table) for table in tables["early_exit"]]
     parts.append("<h2>Accuracy by source</h2>")
     parts += [render_html_table(table) for table in tables["sources"]]
     parts.append("<h2>No-answer rate by source</h2>")
@@ -814,6 +973,8 @@ def render_markdown(runs: Sequence[RunResult], mode: str, tables: dict[str, Any]
     for table in tables["sources"] + tables["no_answer"]:
         add(table)
     add(tables["usage"])
+    for table in tables["early_exit"]:
+        add(table)
     if tables["paper"] is not None:
         add(tables["paper"])
     return "\n".join(lines).rstrip() + "\n"
@@ -841,6 +1002,7 @@ def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay
         "sources": [source_table(run, sources, mode) for run in results],
         "no_answer": [no_answer_table(run, sources, mode) for run in results],
         "paper": paper_table(results, sources, mode) if paper_overlay else None,
+        "early_exit": early_exit_tables(results, mode),
     }
     notes = []
     if paper_overlay and tables["paper"] is None:
@@ -861,6 +1023,13 @@ def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay
         ("thinking_tokens", "Thinking tokens used", thinking_tokens_figure(results),
          ("Distribution of thinking tokens per item at each grid point (log2 axis; the dashed line is the budget), "
           "and the share of items whose thinking hit the budget.")),
+        ("answer_settling", "Answer settling under early exit",
+         answer_settling_figure(results, sources + [MICRO], mode),
+         ("At each number of thinking tokens, the share of items whose latest probe already gave the letter the "
+          "reply was finally graded as; an item whose thinking has ended by then counts as settled. Drawn from "
+          "observe-mode points (they probe all of the thinking without exiting) where a run has them, otherwise "
+          "from the early-exit points, whose probing stops when they exit. One panel per source, then all items; "
+          "the early-exit tables follow.")),
     ]
     figures: list[DrawnFigure] = []
     figure_paths: list[Path] = []
@@ -875,7 +1044,8 @@ def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay
 
     html_path = atomic_write_text(out_dir / "report.html", render_html(results, mode, tables, figures, notes))
     markdown_path = atomic_write_text(out_dir / "report.md", render_markdown(results, mode, tables, figures, notes))
-    return ReportPaths(html_path, markdown_path, figure_paths)
+    return ReportPaths(html_path, markdown_path, figure_paths,
+                       {run.label: run.early_exit for run in results if run.early_exit})
 
 
 def _error_bars(scored: list) -> Any:

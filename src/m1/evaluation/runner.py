@@ -1,12 +1,15 @@
 """`m1 eval`: run a model over the evaluation suite across a grid of thinking budgets, score it.
 
     m1 eval configs/eval/budget_sweep.yaml per_source=10 "grid.max_thinking_tokens=[128,512]"
+    m1 eval configs/eval/adaptive.yaml per_source=10      # early exit beside fixed budgets
 
 Top to bottom: pick the items (seeded, stratified per source), open the run directory (or reopen
 it to resume), load the backend once, then for each grid point generate whatever is not finished
 yet, appending each prediction the moment it is done, and finally score every point in both
-modes and write the metrics. Killing the process at any moment and running the same command
-again finishes the run with the same metrics as an uninterrupted one.
+modes and write the metrics; a grid with early exit also gets each early-exit point compared with
+its fixed-budget point and its answer-settling curves (`m1.evaluation.early_exit`). Killing the
+process at any moment and running the same command again finishes the run with the same metrics
+as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from m1.engine import load_backend
 from m1.engine.controller import GenerationRecord
 from m1.engine.prompt import render_prompt
 from m1.evaluation.config import EvalConfig, GridPoint
+from m1.evaluation.early_exit import compare_with_fixed, settling_curves
 from m1.evaluation.store import RunStore
 from m1.scoring import build_report, prediction_from_record, score_predictions
 
@@ -56,8 +60,9 @@ def select_items(config: EvalConfig, path: Path) -> list[MCQItem]:
 
 
 def prediction_row(item: MCQItem, point: GridPoint, record: GenerationRecord, seconds: float) -> dict[str, Any]:
-    """One line of predictions.jsonl: the `m1 score` fields, then the engine's full account."""
-    return {
+    """One line of predictions.jsonl: the `m1 score` fields, then the engine's full account (with
+    early exit, also the answer trajectory and what the probes cost; rows without stay as they were)."""
+    row = {
         "uid": item.uid, "source": item.source, "options": item.options, "answer_idx": item.answer_idx,
         "reply": record.reply, "budget": point.budget, "extensions": point.extensions,
         "thinking": record.thinking, "answer": record.answer,
@@ -66,6 +71,10 @@ def prediction_row(item: MCQItem, point: GridPoint, record: GenerationRecord, se
         "thinking_end": record.thinking_end, "answer_end": record.answer_end, "error": record.error,
         "batch_seconds": round(seconds, 3),
     }
+    if record.probes is not None:
+        row |= {"probes": record.probes, "probe_tokens": record.probe_tokens,
+                "probe_seconds": round(record.probe_seconds, 6), "exit_rule": record.exit_rule}
+    return row
 
 
 class TokensPerSecond(ProgressColumn):
@@ -124,12 +133,18 @@ def generate_missing(config: EvalConfig, store: RunStore, backend: Any, points: 
                 generated[0] += record.thinking_tokens + record.answer_tokens
                 progress.advance(tasks[point.key])
 
-            backend.generate(prompts, policy, on_done=on_done)
+            # Option letters matter only to early exit's probes, which read their probabilities; a
+            # fixed-budget point calls the backend as it always has.
+            probing = {"choices": [tuple(item.options) for item in pending]} if policy.early_exit is not None else {}
+            backend.generate(prompts, policy, on_done=on_done, **probing)
 
 
 def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], items: list[MCQItem]) -> dict[str, Any]:
     """Score every grid point in both modes; the summary is what reports read."""
     wanted = {item.uid for item in items}
+    order = [(item.uid, item.source) for item in items]
+    rows_by_key: dict[str, dict[str, dict[str, Any]]] = {}
+    scored_by_key: dict[str, dict[str, dict[str, Any]]] = {}
     summary_points = []
     for point in points:
         rows = [r for r in store.predictions(point) if r["uid"] in wanted]
@@ -146,16 +161,23 @@ def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], item
                    "reference_letter": r.letter, "reference_rule": r.rule, "reference_correct": r.correct}
                   for s, r in zip(strict, reference)]
         usage = token_usage(rows)
+        rows_by_key[point.key] = {row["uid"]: row for row in rows}
+        scored_by_key[point.key] = {row["uid"]: row for row in scored}
+        adaptive = {} if point.early_exit is None else {
+            "early_exit": point.early_exit.model_dump(mode="json"),
+            "settling": settling_curves(point, rows_by_key[point.key], scored_by_key[point.key], order)}
         metrics = {"point": point.key, "budget": point.budget, "extensions": point.extensions,
-                   "suffix": point.suffix, **report.to_dict(), "usage": usage}
+                   "suffix": point.suffix, **report.to_dict(), "usage": usage, **adaptive}
         store.write_point_results(point, scored, metrics)
         summary_points.append({
             "point": point.key, "budget": point.budget, "extensions": point.extensions, "suffix": point.suffix,
             "strict": report.modes["strict"].to_dict(), "reference": report.modes["reference"].to_dict(),
-            "disagreement": report.disagreement.count, "usage": usage,
+            "disagreement": report.disagreement.count, "usage": usage, **adaptive,
         })
-    return {"run": store.root.name, "model": config.model, "backend": config.backend, "preset": config.preset,
-            "items": len(items), "points": summary_points}
+    summary = {"run": store.root.name, "model": config.model, "backend": config.backend, "preset": config.preset,
+               "items": len(items), "points": summary_points}
+    comparisons = compare_with_fixed(points, rows_by_key, scored_by_key, order, seed=config.seed)
+    return summary if comparisons is None else summary | {"early_exit": comparisons}
 
 
 def token_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -171,4 +193,17 @@ def token_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "thinking_end": {end: sum(r["thinking_end"] == end for r in rows) for end in sorted({str(r["thinking_end"]) for r in rows})},
         "errors": sum(1 for r in rows if r.get("error")),
         "thinking_tokens": thinking,
+    } | early_exit_usage(rows)
+
+
+def early_exit_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What probing cost and how often it ended thinking (only for rows that carry probes)."""
+    probed = [r for r in rows if "probes" in r]
+    if not probed:
+        return {}
+    return {
+        "probes_mean": statistics.fmean(len(r["probes"]) for r in probed),
+        "probe_tokens_mean": statistics.fmean(r["probe_tokens"] for r in probed),
+        "probe_seconds_mean": statistics.fmean(r["probe_seconds"] for r in probed),
+        "early_exit_rate": sum(r["thinking_end"] == "early_exit" for r in probed) / len(probed),
     }
