@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from m1.engine.controller import ProbeResult, RoundOutput, SampleController, join_prefix
-from m1.engine.policy import BudgetPolicy
+from m1.engine.policy import BudgetPolicy, EarlyExit
 from .test_hf_backend import QUESTIONS, assert_stream_marks_inserted_text, prompts_for
 
 
@@ -52,7 +52,8 @@ def run(policy: BudgetPolicy, thinker: Thinker, answers=lambda k: ("B", 0.5), ch
         steps.append(step)
         if step.phase == "probe":
             answer, probability = answers(sum(s.phase == "probe" for s in steps) - 1)
-            controller.record_probe(ProbeResult(answer, probability, "letters", tokens=7, seconds=0.01,
+            read = "letters" if choices else "trial"
+            controller.record_probe(ProbeResult(answer, probability, read, tokens=7, seconds=0.01,
                                                 note="no logprobs" if probability is None else None))
         elif step.phase == "think":
             controller.record_round(thinker.round(step.max_new_tokens, step.pauses))
@@ -155,9 +156,29 @@ def test_observe_probes_but_never_exits():
 
 def test_confidence_without_probabilities_falls_back_to_consistency():
     policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=64, early_exit={"every": 8, "threshold": 0.5})
-    record, _ = run(policy, Thinker(), answers=lambda k: ("A", None))
+    record, _ = run(policy, Thinker(), answers=lambda k: ("A", None), choices=None)
     assert record.thinking_end == "early_exit" and probe_points(record) == [8, 16]
     assert record.exit_rule.startswith("consistency of 2 probes") and "no logprobs" in record.exit_rule
+
+
+def test_a_letter_read_without_letters_is_not_settled_and_keeps_the_rule():
+    """Top logprobs that hold no option letter: the backend has probabilities, the answer is just unknown."""
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=32, early_exit={"every": 8, "threshold": 0.5})
+    record, _ = run(policy, Thinker(), answers=lambda k: (None, None))
+    assert record.thinking_end != "early_exit" and probe_points(record) == [8, 16, 24]
+    assert record.exit_rule == "confidence >= 0.5"
+
+
+def test_no_second_probe_where_nothing_was_thought_since_the_last():
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=100, num_extensions=1,
+                                      early_exit={"every": None, "threshold": 0.9})
+    controller = SampleController(policy, ("A", "B"))
+    controller.record_round(RoundOutput("x\n\n", 5, stopped=False, paused=True))
+    assert controller.next_step().phase == "probe"
+    controller.record_probe(ProbeResult("A", 0.5, "letters", 7, 0.0))
+    controller.record_round(RoundOutput("", 0, stopped=True))  # a natural stop right after the transition
+    assert controller.next_step().phase == "think" and controller.next_step().insert == "Wait"
+    assert len(controller.record("p").probes) == 1 and controller.record("p").extensions_used == 1
 
 
 @pytest.mark.parametrize(("settled", "extensions", "next_phase"), [(False, 1, "think"), (True, 0, "answer")])
@@ -310,3 +331,32 @@ def test_no_probe_and_no_exit_below_the_minimum_on_the_model(smol_backend):
     for record in records:
         assert all(t >= 24 for t in probe_points(record))
         assert record.thinking_end == "extensions_spent" or record.thinking_tokens >= 24
+
+
+def split_stop_policies(backend) -> tuple[list[str], BudgetPolicy, BudgetPolicy]:
+    """Prompts, and a policy whose thinking ends on a multi-token stop string, without and with a
+    probe after every token: probe points then fall inside the stop, the case a round boundary must
+    not split. The stop is cut from what the model writes unforced, so it really occurs."""
+    # The default model stops at once; after this extension it writes on.
+    base = BudgetPolicy.from_preset("m1", max_thinking_tokens=16, max_answer_tokens=4, num_extensions=1,
+                                    extension_str="Let me analyze each option.\n")
+    prompts = prompts_for(backend, base)[:2]
+    written = backend.generate(prompts, base)[0].thinking_ids
+    encode = backend.tokenizer.encode
+    stop = next(text for start in range(2, len(written) - 3)
+                if len(encode(text := backend.tokenizer.decode(written[start:start + 3]), add_special_tokens=False)) > 1
+                and text.strip())
+    plain = base.model_copy(update={"think_stops": (*base.think_stops, stop)})
+    probed = plain.model_copy(update={"early_exit": EarlyExit(every=1, observe=True, transitions=())})
+    return prompts, plain, probed
+
+
+def test_a_probe_point_inside_a_multi_token_stop_does_not_split_it(smol_backend) -> None:
+    prompts, plain, probed = split_stop_policies(smol_backend)
+    expected = smol_backend.generate(prompts, plain)
+    assert expected[0].thinking_end == "extensions_spent"  # the stop did end the first prompt's thinking
+    assert 0 < expected[0].thinking_tokens < plain.max_thinking_tokens
+    for record, want in zip(smol_backend.generate(prompts, probed, choices=LETTERS[:len(prompts)]), expected):
+        assert (record.thinking_ids, record.answer_ids, record.thinking_end) == \
+            (want.thinking_ids, want.answer_ids, want.thinking_end)
+        assert record.probes and all(p["thinking_tokens"] <= want.thinking_tokens for p in record.probes)

@@ -166,3 +166,14 @@ def test_through_m1_serve_confidence_falls_back_to_consistency_and_says_why(m1_s
         assert probe["read"] == "trial" and probe["probability"] is None
         assert "refused" in probe["note"] and "logprobs" in probe["note"]
     assert record.exit_rule.startswith("consistency of 2 probes (no probabilities: no logprobs: the server refused")
+
+
+def test_a_probe_point_inside_a_multi_token_stop_does_not_split_it(backend) -> None:
+    from .test_early_exit import LETTERS, split_stop_policies
+
+    prompts, plain, probed = split_stop_policies(backend)
+    expected = backend.generate(prompts, plain)
+    assert expected[0].thinking_end == "extensions_spent"
+    for record, want in zip(backend.generate(prompts, probed, choices=LETTERS[:len(prompts)]), expected):
+        assert (record.thinking_ids, record.answer_ids, record.thinking_end) == \
+            (want.thinking_ids, want.answer_ids, want.thinking_end)

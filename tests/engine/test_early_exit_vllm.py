@@ -106,7 +106,7 @@ def test_probes_read_letters_or_trial_answers(vllm_backend, per_sample) -> None:
                 # The top letter's share of the letters' mass is at least an even share.
                 assert probe["answer"] in letters and 1 / len(letters) <= probe["probability"] <= 1
                 assert 0 <= probe["outside"] <= 1
-                assert probe["tokens"] - 1 in fed
+                assert probe["tokens"] in fed  # a letter read generates nothing
             else:
                 assert probe["outside"] is None
                 assert any(1 <= probe["tokens"] - n <= POLICIES[name].early_exit.probe_tokens for n in fed)
@@ -158,3 +158,20 @@ def test_vllm_probes_agree_with_transformers(request, per_sample) -> None:
                 assert mine["probability"] is None, key
             else:  # vLLM reads the letters from its top logprobs, transformers from the whole softmax
                 assert mine["probability"] == pytest.approx(theirs["probability"], abs=0.02), key
+
+
+@pytest.mark.parametrize("schedule", ["per_sample", "lockstep"])
+def test_a_probe_point_inside_a_multi_token_stop_does_not_split_it(vllm_backend, schedule: str) -> None:
+    from .test_early_exit import LETTERS, split_stop_policies
+
+    prompts, plain, probed = split_stop_policies(vllm_backend)
+    vllm_backend.scheduling = schedule
+    try:
+        expected = vllm_backend.generate(prompts, plain)
+        records = vllm_backend.generate(prompts, probed, choices=LETTERS[:len(prompts)])
+    finally:
+        vllm_backend.scheduling = "per_sample"
+    assert expected[0].thinking_end == "extensions_spent"
+    for record, want in zip(records, expected):
+        assert (record.thinking_ids, record.answer_ids, record.thinking_end) == \
+            (want.thinking_ids, want.answer_ids, want.thinking_end)

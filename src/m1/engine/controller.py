@@ -53,6 +53,10 @@ class Step:
     stops: tuple[str, ...]
     pauses: tuple[str, ...] = ()
     choices: tuple[str, ...] | None = None
+    # Tokens a backend may generate past `max_new_tokens`, within the budget, only to see whether a
+    # stop string that began before it completes: a round cut at a probe point must not split a
+    # multi-token stop (`</think>`), or thinking would differ from the same run without probes.
+    lookahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,8 @@ class SampleController:
             next_probe = max(start, used + 1)
             next_probe += -next_probe % every  # the first multiple of `every` at or after it
             limit = min(limit, next_probe - used)
-        return Step("think", insert, limit, p.think_stops, pauses=p.transitions if used >= start else ())
+        return Step("think", insert, limit, p.think_stops, pauses=p.transitions if used >= start else (),
+                    lookahead=p.max_thinking_tokens - used - limit)
 
     def _probes_on(self) -> bool:
         return self.policy.early_exit is not None and self._record.thinking_tokens >= self.policy.first_probe_at

@@ -40,7 +40,9 @@ class RoundRequest:
     """One round (or probe) a backend must generate for sample `index`.
 
     `context` is every token id so far (for a probe: with the probe's insert on its side branch);
-    `text` is the same as text, for servers that take no ids. At most `limit` tokens.
+    `text` is the same as text, for servers that take no ids. At most `limit` tokens are generated
+    and at most `keep` of them kept: the difference is the step's lookahead, only there to see a
+    stop that began before `keep` complete (servers without ids, which cannot cut, ask for `keep`).
     """
 
     index: int
@@ -50,6 +52,11 @@ class RoundRequest:
     limit: int
     policy: BudgetPolicy
     inserted: int  # tokens of the step's insert (part of `context`)
+    keep: int = 0  # 0: the same as `limit`
+
+    def __post_init__(self) -> None:
+        if not self.keep:
+            object.__setattr__(self, "keep", self.limit)
 
     @property
     def is_probe(self) -> bool:
@@ -116,11 +123,16 @@ class SampleRun:
                 self.controller.add_trace("inserted", insert_ids)
             if self.on_text is not None and step.insert:
                 self.on_text(self.index, step.phase, step.insert, True)
-            limit = round_limit(step, len(self.context), self.reserve, self.max_context)
-            if limit == 0:
+            keep = round_limit(step, len(self.context), self.reserve, self.max_context)
+            if keep == 0:
                 self.controller.record_round(RoundOutput("", 0, False, ()), inserted_tokens=len(insert_ids))
                 continue
-            return RoundRequest(self.index, step, list(self.context), self.text, limit, self.policy, len(insert_ids))
+            limit = keep
+            if keep == step.max_new_tokens and step.lookahead:
+                room = self.max_context - len(self.context) - self.reserve
+                limit = min(keep + min(step.lookahead, self.stop_matcher.lookahead(step.stops)), room)
+            return RoundRequest(self.index, step, list(self.context), self.text, limit, self.policy, len(insert_ids),
+                                keep)
         return None
 
     def finish(self, request: RoundRequest, result: Generated | ProbeResult) -> None:
@@ -134,15 +146,7 @@ class SampleRun:
         assert isinstance(result, Generated)
         step = request.step
         if result.ids is not None:
-            ids = list(result.ids)
-            stopped, paused = result.stopped, False
-            if stopped:
-                cut = self.stop_matcher.match(ids, step.stops) if ids else None
-                if cut is not None:
-                    ids = ids[:cut]
-                elif step.pauses and _holds_pause(self.tokenizer.decode(ids[-8:], skip_special_tokens=False),
-                                                  step.pauses):
-                    stopped, paused = False, True  # the last token completed a transition: kept
+            ids, stopped, paused = self.kept(request, result)
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             self.context += ids
             output = RoundOutput(text, len(ids), stopped, tuple(ids), paused)
@@ -158,16 +162,29 @@ class SampleRun:
                         text = text[: -len(stop)]
                         break
             count = result.n_tokens if result.n_tokens is not None else len(self.encode(text))
-            output = RoundOutput(text, min(count, request.limit), stopped, None, paused)
+            output = RoundOutput(text, min(count, request.keep), stopped, None, paused)
         self.text += text
         if self.on_text is not None and self.stream_generated and text:
             self.on_text(self.index, step.phase, text, False)
         self.controller.record_round(output, inserted_tokens=request.inserted)
 
 
-def _holds_pause(tail: str, pauses: Sequence[str]) -> bool:
-    """A round's last tokens hold a transition (its final token may run past the string's end)."""
-    return any(pause and pause in tail for pause in pauses)
+    def kept(self, request: RoundRequest, result: Generated) -> tuple[list[int], bool, bool]:
+        """What a round keeps of the ids it generated: (ids, ended by a stop, ended by a pause).
+
+        A stop's own tokens go, a pause's stay; a stop or pause that began past `keep` (in the
+        lookahead) belongs to the next round, so the round is cut back to `keep` tokens.
+        """
+        step, ids, stopped = request.step, list(result.ids or ()), result.stopped
+        keep = request.keep
+        if not stopped:
+            return ids[:keep], False, False
+        cut = self.stop_matcher.match(ids, step.stops) if ids else None
+        if cut is not None:
+            return (ids[:cut], True, False) if cut <= keep else (ids[:keep], False, False)
+        if step.pauses and self.stop_matcher.holds_pause(ids, step.pauses):
+            return (ids, False, True) if len(ids) <= keep else (ids[:keep], False, False)
+        return ids[:keep], True, False  # the engine saw a stop the matcher cannot place: as it said
 
 
 def start_runs(prompts: Sequence[str], policy: BudgetPolicy | Sequence[BudgetPolicy], *,

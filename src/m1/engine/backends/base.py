@@ -143,6 +143,19 @@ class StopMatcher:
                 return start
         return None
 
+    def lookahead(self, stops: tuple[str, ...]) -> int:
+        """Tokens past a round's end that can still complete a stop begun before it (0: all one token)."""
+        _, multi = self._plan(stops)
+        return max((window - 2 for _, window in multi), default=0)
+
+    def partial(self, ids: list[int], stops: tuple[str, ...]) -> bool:
+        """Do the last tokens end with the beginning of a multi-token stop (it may still complete)?"""
+        _, multi = self._plan(stops)
+        if not ids or not multi:
+            return False
+        tail = self.tokenizer.decode(ids[-max(window for _, window in multi):], skip_special_tokens=False)
+        return any(tail.endswith(stop[:size]) for stop, _ in multi for size in range(1, len(stop)))
+
     def holds_pause(self, ids: list[int], pauses: tuple[str, ...]) -> bool:
         """Do a round's last few tokens hold one of `pauses` (early exit's transitions)?
 

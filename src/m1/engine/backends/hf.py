@@ -65,6 +65,7 @@ class _Sample:
     round_ids: list[int] = field(default_factory=list)
     round_columns: list[int] = field(default_factory=list)  # cache columns holding round_ids
     round_limit: int = 0
+    lookahead: int = 0  # tokens past round_limit allowed only to finish a stop begun before it
     inserted: int = 0
     visible: int = 0  # tokens the model attends to: the next position id
     holes: list[int] = field(default_factory=list)  # cache columns to mask before the next step
@@ -270,6 +271,10 @@ class TransformersBackend:
             s.controller.add_trace("inserted", insert_ids)
         s.inserted = len(insert_ids)
         s.round_limit = round_limit(step, s.visible + len(insert_ids), s.answer_reserve, self.max_context)
+        s.lookahead = 0
+        if step.lookahead and s.round_limit == step.max_new_tokens:
+            room = self.max_context - s.visible - len(insert_ids) - s.answer_reserve - s.round_limit
+            s.lookahead = max(0, min(step.lookahead, self.stops.lookahead(step.stops), room))
         if s.stream is not None:
             s.stream.insert(step.phase, step.insert)
 
@@ -283,18 +288,29 @@ class TransformersBackend:
                 return None
             if step.phase == "probe":
                 return _PROBE
-            if s.paused or len(s.round_ids) >= s.round_limit:
+            if s.paused:
                 self._end_round(s, stopped=False, kept=len(s.round_ids))
                 continue
+            if len(s.round_ids) >= s.round_limit:
+                within = len(s.round_ids) < s.round_limit + s.lookahead
+                if not (within and self.stops.partial(s.round_ids, step.stops)):
+                    self._cut_back(s)
+                    continue
+                # Look ahead: a stop that began before the round's end may still complete.
             token = _pick(logits, s.controller.policy, s.generator)
             s.round_ids.append(token)
             stop_at = self.stops.match(s.round_ids, step.stops)
             if stop_at is None:
+                if len(s.round_ids) > s.round_limit:
+                    return token, True  # lookahead: not shown, and a transition here is the next round's
                 if s.stream is not None:
                     s.stream.push(step.phase, token, step.stops)
                 # A transition ends the round once this token is in the cache (the next call).
                 s.paused = bool(step.pauses) and self.stops.holds_pause(s.round_ids, step.pauses)
                 return token, True
+            if stop_at > s.round_limit:  # it began in the lookahead: the next round will meet it again
+                self._cut_back(s)
+                continue
             # The stop string starts at round_ids[stop_at]: those tokens never count; any of them
             # already in the cache are masked out.
             s.holes = s.round_columns[stop_at:]
@@ -309,9 +325,14 @@ class TransformersBackend:
         s.controller.record_round(output, inserted_tokens=s.inserted)
         if s.stream is not None:
             s.stream.end_round(text)
-        # Tokens cut with the stop string are no longer visible; the next position follows the kept ones.
-        s.visible -= len(s.round_columns[kept:]) if stopped else 0
+        # Tokens cut (a stop string, a lookahead) are no longer visible; the next position follows the kept ones.
+        s.visible -= len(s.round_columns[kept:])
         self._begin_step(s)
+
+    def _cut_back(self, s: _Sample) -> None:
+        """End a round at its limit, hiding what the lookahead generated past it (greedy makes it again)."""
+        s.holes = s.round_columns[s.round_limit:]
+        self._end_round(s, stopped=False, kept=min(len(s.round_ids), s.round_limit))
 
     # ------------------------------------------------------------------ probes (early exit)
 
@@ -378,6 +399,7 @@ class TransformersBackend:
                   for i, step in zip(trials, steps)]
         ids: list[list[int]] = [[] for _ in trials]
         probs: list[list[float]] = [[] for _ in trials]
+        made = [0 for _ in trials]  # tokens each trial generated, its stop included
         done = [limit == 0 for limit in limits]
         while not all(done):
             feed = []
@@ -389,7 +411,9 @@ class TransformersBackend:
                     probs[j].append(float(distribution[token]))
                     cut = self.stops.match(ids[j], step.stops)
                     if cut is not None:
-                        del ids[j][cut:], probs[j][cut:]
+                        # The stop's first token counts: how sure the model is that the answer ends there.
+                        made[j] = len(ids[j])
+                        del ids[j][cut:], probs[j][cut + 1:]
                     done[j] = cut is not None or len(ids[j]) >= limits[j]
                 # A finished trial needs no more logits: it is fed padding, masked out.
                 feed.append(self.pad_id if done[j] else ids[j][-1])
@@ -405,7 +429,8 @@ class TransformersBackend:
         for j, i in enumerate(trials):
             text = self.tokenizer.decode(ids[j], skip_special_tokens=False)
             answer, probability = read_trial(text, probs[j], None)
-            results[i] = ProbeResult(answer, probability, "trial", len(samples[i].probe_ids) + len(ids[j]),
+            generated = max(made[j], len(ids[j]))
+            results[i] = ProbeResult(answer, probability, "trial", len(samples[i].probe_ids) + generated,
                                      shared + each)
         return results
 

@@ -130,7 +130,9 @@ class OpenAIBackend:
     def _round(self, request: RoundRequest) -> tuple[RoundRequest, Generated]:
         step, ids = request.step, self._ids
         # In text mode the kept stop string is the only sign of which stop fired.
-        response = self._create(request, ids, step.stops, step.pauses, request.limit, request.policy.sampling,
+        # Text cannot be cut back to `keep` afterwards, so text mode asks for no lookahead.
+        response = self._create(request, ids, step.stops, step.pauses, request.limit if ids else request.keep,
+                                request.policy.sampling,
                                 include_stop=bool(step.pauses) and not ids)
         choice = response.choices[0]
         extra = choice.model_extra or {}
@@ -188,8 +190,10 @@ class OpenAIBackend:
             if read is not None:
                 self._logprobs = True
                 answer, probability, outside = read
+                # A letter read is one forward over the insert (the token sampled with it costs nothing more).
+                generated = 0 if step.choices else _used(response)
                 return ProbeResult(answer, probability, "letters" if step.choices else "trial",
-                                   request.inserted + _used(response), time.perf_counter() - started, outside)
+                                   request.inserted + generated, time.perf_counter() - started, outside)
             if response is not None:
                 note = "no logprobs: the server returned none"
         # Without probabilities a letter is read from a short trial answer too (it may follow a few words).

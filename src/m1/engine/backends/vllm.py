@@ -132,9 +132,12 @@ class VLLMRounds:
                 self._readers[step.choices] = LetterReader(self.tokenizer, step.choices)
             answer, probability, outside = self._readers[step.choices].from_ids(
                 {token: math.exp(entry.logprob) for token, entry in distribution.items()})
-            return ProbeResult(answer, probability, "letters", request.inserted + len(ids), seconds, outside)
+            # A letter read is one forward over the insert; the token vLLM samples with it is not a cost.
+            return ProbeResult(answer, probability, "letters", request.inserted, seconds, outside)
         kept = self.stops.strip(ids, step.stops) if completion.finish_reason == "stop" else ids
-        probs = [math.exp(completion.logprobs[i][token].logprob) for i, token in enumerate(kept)]
+        # The stop's first token counts: how sure the model is that the answer ends there.
+        scored = ids[:len(kept) + 1]
+        probs = [math.exp(completion.logprobs[i][token].logprob) for i, token in enumerate(scored)]
         answer, probability = read_trial(self.tokenizer.decode(kept, skip_special_tokens=False), probs, None)
         return ProbeResult(answer, probability, "trial", request.inserted + len(ids), seconds)
 

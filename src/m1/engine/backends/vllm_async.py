@@ -77,9 +77,9 @@ class AsyncVLLMBackend:
                          stops=self.rounds.stops, max_context=self.max_context, keep_trace=True,
                          on_text=on_text, on_probe=on_probe, stream_generated=False)[0]
         round_ids = (f"{request_id}-{n}" for n in itertools.count())
-        return await arun(run, lambda request: self._generate(request, next(round_ids), on_text))
+        return await arun(run, lambda request: self._generate(run, request, next(round_ids), on_text))
 
-    async def _generate(self, request: RoundRequest, request_id: str,
+    async def _generate(self, run: SampleRun, request: RoundRequest, request_id: str,
                         on_text: OnText | None) -> Generated | ProbeResult:
         from vllm.sampling_params import RequestOutputKind
 
@@ -111,8 +111,7 @@ class AsyncVLLMBackend:
                 stream.push(phase, ids[shown], stops)
                 shown += 1
         result = Generated(ids, finish == "stop")
-        # What `SampleRun.finish` keeps of the round: a pause's tokens stay, a stop's go.
-        kept = rounds.stops.strip(ids, stops) if result.stopped else ids
+        kept, _, _ = run.kept(request, result)  # what the record keeps: a pause's tokens stay, a stop's go
         for token in kept[shown:]:
             stream.push(phase, token, stops)
         stream.end_round(rounds.tokenizer.decode(kept, skip_special_tokens=False))
