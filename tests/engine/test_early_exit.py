@@ -360,3 +360,46 @@ def test_a_probe_point_inside_a_multi_token_stop_does_not_split_it(smol_backend)
         assert (record.thinking_ids, record.answer_ids, record.thinking_end) == \
             (want.thinking_ids, want.answer_ids, want.thinking_end)
         assert record.probes and all(p["thinking_tokens"] <= want.thinking_tokens for p in record.probes)
+
+
+@pytest.mark.parametrize("text", ["x² + ü", "∆ pressure", "肺炎 pneumonia", "naïve 😷 mask"])
+def test_rounds_cut_anywhere_rebuild_the_text_exactly(default_model_dir, text: str) -> None:
+    """Probe points cut rounds at any token, also inside a character that spans two tokens."""
+    from m1.engine.backends.base import decode_round, load_tokenizer
+
+    tokenizer = load_tokenizer(str(default_model_dir))
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    assert any("\ufffd" in tokenizer.decode([token]) for token in ids)  # the case is really there
+    for cut in range(1, len(ids)):
+        first, held = decode_round(tokenizer, [], ids[:cut], final=False)
+        second, held = decode_round(tokenizer, held, ids[cut:], final=True)
+        assert first + second == text and not held
+
+
+def test_transitions_inside_a_thinking_stop_are_refused() -> None:
+    with pytest.raises(ValidationError, match="early_exit.transitions: '</' is part of the thinking stop"):
+        BudgetPolicy.from_preset("think-tags", early_exit={"transitions": ["</"]})
+
+
+@pytest.mark.parametrize(("generated", "stopped", "want"), [
+    (["a", "b", "STOP"], True, (["a", "b"], True, False)),              # a stop inside the round
+    (["a", "b", "c", "d", "STOP"], True, (["a", "b", "c", "d"], False, False)),  # it began at keep: next round's
+    (["a", "b"], True, (["a", "b"], True, False)),                      # a server stripped the stop, inside the round
+    (["a", "b", "c", "d", "e"], True, (["a", "b", "c", "d"], False, False)),  # ... stripped, in the lookahead
+    (["a", "b", "c", "d", "e", "f"], False, (["a", "b", "c", "d"], False, False)),  # the lookahead cut back
+])
+def test_a_round_keeps_what_belongs_to_it(default_model_dir, generated, stopped, want) -> None:
+    """`SampleRun.kept` on a round of keep 4 with a lookahead of 2, whatever the engine returned."""
+    from m1.engine.backends.base import StopMatcher, load_tokenizer
+    from m1.engine.controller import Step
+    from m1.engine.rounds import Generated, RoundRequest, SampleRun
+
+    tokenizer = load_tokenizer(str(default_model_dir))
+    words = {"a": " one", "b": " two", "c": " three", "d": " four", "e": " five", "f": " six", "STOP": "<|im_end|>"}
+    ids = {key: tokenizer.encode(text, add_special_tokens=False)[0] for key, text in words.items()}
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=64, early_exit={"every": 4})
+    run = SampleRun(0, "prompt", policy, tokenizer=tokenizer, stops=StopMatcher(tokenizer), max_context=4096)
+    step = Step("think", "", 4, policy.think_stops, lookahead=60)
+    request = RoundRequest(0, step, [], "", 6, policy, 0, keep=4)
+    kept, was_stopped, paused = run.kept(request, Generated([ids[g] for g in generated], stopped))
+    assert (kept, was_stopped, paused) == ([ids[w] for w in want[0]], want[1], want[2])

@@ -116,6 +116,16 @@ class BudgetPolicy(BaseModel):
                              f"and preset {self.preset!r} has none: use a thinking preset (m1, think-tags)")
         return self
 
+    @model_validator(mode="after")
+    def _transitions_do_not_cut_stops(self) -> BudgetPolicy:
+        # A round that paused inside a stop string would never see that stop complete.
+        for transition in self.transitions:
+            for stop in self.think_stops:
+                if transition in stop:
+                    raise ValueError(f"early_exit.transitions: {transition!r} is part of the thinking stop {stop!r}; "
+                                     f"a pause there would hide the stop")
+        return self
+
     @property
     def transitions(self) -> tuple[str, ...]:
         """The strings after which early exit probes (none without early exit)."""

@@ -24,6 +24,7 @@ from m1.engine.backends.base import (
     OnText,
     StopMatcher,
     answer_reserve,
+    decode_round,
     fail_if_prompt_too_long,
     per_prompt_policies,
     round_limit,
@@ -92,6 +93,7 @@ class SampleRun:
         self.context = list(prompt_ids) if prompt_ids is not None else self.encode(prompt)
         self.text = prompt
         self.reserve = answer_reserve(tokenizer, policy)
+        self._held: list[int] = []  # ids of a character the last round cut in two (see decode_round)
         self.keep_trace, self.on_text, self.on_probe = keep_trace, on_text, on_probe
         self.stream_generated = stream_generated  # False where the backend streams tokens itself
         fail_if_prompt_too_long(self.controller, len(self.context), self.reserve, max_context)
@@ -147,7 +149,7 @@ class SampleRun:
         step = request.step
         if result.ids is not None:
             ids, stopped, paused = self.kept(request, result)
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            text, self._held = decode_round(self.tokenizer, self._held, ids, final=stopped or step.phase != "think")
             self.context += ids
             output = RoundOutput(text, len(ids), stopped, tuple(ids), paused)
             if self.keep_trace:
@@ -180,11 +182,14 @@ class SampleRun:
         if not stopped:
             return ids[:keep], False, False
         cut = self.stop_matcher.match(ids, step.stops) if ids else None
+        # A stop that begins at `keep` or later is the next round's: the probe point comes first, as
+        # on the transformers backend, which never generates past a round's end but to finish a stop.
         if cut is not None:
-            return (ids[:cut], True, False) if cut <= keep else (ids[:keep], False, False)
+            return (ids[:cut], True, False) if cut < keep or keep == request.limit else (ids[:keep], False, False)
         if step.pauses and self.stop_matcher.holds_pause(ids, step.pauses):
             return (ids, False, True) if len(ids) <= keep else (ids[:keep], False, False)
-        return ids[:keep], True, False  # the engine saw a stop the matcher cannot place: as it said
+        # A stop the ids do not show (a server that strips it): it ended the round where the ids end.
+        return (ids, True, False) if len(ids) < keep or keep == request.limit else (ids[:keep], False, False)
 
 
 def start_runs(prompts: Sequence[str], policy: BudgetPolicy | Sequence[BudgetPolicy], *,

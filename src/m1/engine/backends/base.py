@@ -97,6 +97,24 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False, revision: str 
     return tokenizer
 
 
+def decode_round(tokenizer: Any, held: list[int], ids: Sequence[int], *, final: bool) -> tuple[str, list[int]]:
+    """A round's text, continuing `held` (the ids of a character the previous round cut in two).
+
+    Early exit ends rounds at arbitrary tokens, and a character can span two tokens; decoded apart,
+    each half would become U+FFFD. Unless the round is `final` (a stop ended it), ids that end in
+    the middle of a character are held back, and come back as part of the next round's text.
+    """
+    ids = [*held, *ids]
+    text = tokenizer.decode(ids, skip_special_tokens=False)
+    if final or not text.endswith("\ufffd"):
+        return text, []
+    for size in range(1, min(4, len(ids)) + 1):  # a UTF-8 character is at most 4 bytes
+        head = tokenizer.decode(ids[:-size], skip_special_tokens=False)
+        if not head.endswith("\ufffd"):
+            return head, ids[-size:]
+    return text, []
+
+
 class StopMatcher:
     """Finds where a stop string begins in a round's generated ids.
 

@@ -37,6 +37,7 @@ from m1.engine.backends.base import (
     StopMatcher,
     TextStream,
     answer_reserve,
+    decode_round,
     fail_if_prompt_too_long,
     load_tokenizer,
     per_prompt_policies,
@@ -66,6 +67,7 @@ class _Sample:
     round_columns: list[int] = field(default_factory=list)  # cache columns holding round_ids
     round_limit: int = 0
     lookahead: int = 0  # tokens past round_limit allowed only to finish a stop begun before it
+    held: list[int] = field(default_factory=list)  # a character the last round cut in two (decode_round)
     inserted: int = 0
     visible: int = 0  # tokens the model attends to: the next position id
     holes: list[int] = field(default_factory=list)  # cache columns to mask before the next step
@@ -318,7 +320,7 @@ class TransformersBackend:
 
     def _end_round(self, s: _Sample, *, stopped: bool, kept: int) -> None:
         kept_ids = s.round_ids[:kept]
-        text = self.tokenizer.decode(kept_ids, skip_special_tokens=False)
+        text, s.held = decode_round(self.tokenizer, s.held, kept_ids, final=stopped or s.step.phase != "think")
         if self.keep_trace:
             s.controller.add_trace("generated", kept_ids)
         output = RoundOutput(text, len(kept_ids), stopped, tuple(kept_ids), paused=s.paused and not stopped)
