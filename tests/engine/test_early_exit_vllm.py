@@ -10,8 +10,6 @@ thinking runs to the budget with the option lines between; every newline is a pr
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
 from m1.engine.policy import BudgetPolicy
@@ -140,12 +138,7 @@ def test_per_sample_and_lockstep_schedules_give_the_same_records(per_sample, loc
         assert signature(record) == signature(lockstep[key]), key
 
 
-def test_vllm_probes_agree_with_transformers(request, per_sample) -> None:
-    from m1.engine.backends.hf import TransformersBackend
-
-    if "on_probe" not in inspect.signature(TransformersBackend.generate).parameters:
-        pytest.skip("the transformers backend does not run early-exit probes yet")
-    smol_backend = request.getfixturevalue("smol_backend")
+def test_vllm_probes_agree_with_transformers(smol_backend, per_sample) -> None:
     prompts, policies, choices, keys = batch(smol_backend.tokenizer)
     reference = dict(zip(keys, smol_backend.generate(prompts, policies, choices=choices)))
     for key, record in per_sample.items():
