@@ -403,3 +403,59 @@ def test_a_round_keeps_what_belongs_to_it(default_model_dir, generated, stopped,
     request = RoundRequest(0, step, [], "", 6, policy, 0, keep=4)
     kept, was_stopped, paused = run.kept(request, Generated([ids[g] for g in generated], stopped))
     assert (kept, was_stopped, paused) == ([ids[w] for w in want[0]], want[1], want[2])
+
+
+class ScriptedEngine:
+    """A round executor that hands back everything submitted, in submission order or reversed, so a
+    speculative round can come back before or after the probe it was sent beside."""
+
+    def __init__(self, tokenizer, reverse: bool, confident_from: int):
+        self.word = tokenizer.encode(" word", add_special_tokens=False)[0]
+        self.reverse, self.confident_from, self.queue = reverse, confident_from, []
+        self.speculative = 0
+
+    def submit(self, request) -> None:
+        self.queue.append(request)
+        self.speculative += request.speculative
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def wait(self):
+        from m1.engine.rounds import Generated
+
+        batch, self.queue = self.queue, []
+        results = []
+        for request in batch:
+            if request.is_probe:
+                thought = len(request.context)
+                settled = thought >= self.confident_from
+                results.append((request, ProbeResult("A", 0.99 if settled else 0.4, "letters", request.inserted, 0.0)))
+            else:
+                results.append((request, Generated([self.word] * request.keep, False)))
+        return results[::-1] if self.reverse else results
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("observe", [False, True])
+def test_a_speculative_round_beside_each_probe_changes_no_record(default_model_dir, reverse, observe) -> None:
+    from m1.engine.backends.base import StopMatcher, load_tokenizer
+    from m1.engine.rounds import drive, start_runs
+
+    tokenizer = load_tokenizer(str(default_model_dir))
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=40, max_answer_tokens=3,
+                                      early_exit={"every": 8, "transitions": (), "observe": observe})
+    prompt = "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<|im_start|>think\n"
+    start = len(tokenizer.encode(prompt, add_special_tokens=False))
+    options = dict(tokenizer=tokenizer, stops=StopMatcher(tokenizer), max_context=4096, choices=[("A", "B")])
+    engine = ScriptedEngine(tokenizer, reverse, start + 24)
+    [record] = drive(start_runs([prompt], policy, **options), engine)
+    assert engine.speculative == len(record.probes)  # every probe went in with the round after it
+    assert [probe["thinking_tokens"] for probe in record.probes] == ([8, 16, 24, 32] if observe else [8, 16, 24])
+    if observe:
+        assert (record.thinking_tokens, record.thinking_end) == (40, "budget_reached")
+    else:  # the round sent beside the settling probe was dropped: thinking ends at the probe
+        assert (record.thinking_tokens, record.thinking_end) == (24, "early_exit")
+    assert record.thinking_ids == [tokenizer.encode(" word", add_special_tokens=False)[0]] * record.thinking_tokens
+    assert record.answer_tokens == 3 and record.error is None

@@ -339,6 +339,11 @@ class SampleController:
     # ------------------------------------------------------------------ result
 
     @property
+    def resume_step(self) -> Step | None:
+        """While a probe is pending: the thinking round that follows it unless the answer has settled."""
+        return self._after_probe if self._pending is not None and self._pending.phase == "probe" else None
+
+    @property
     def phase(self) -> str:
         return self._phase
 

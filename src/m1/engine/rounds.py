@@ -16,6 +16,7 @@ one batch (`wait` = one `LLM.generate`) is the old lock-step schedule, kept as a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,6 +55,7 @@ class RoundRequest:
     policy: BudgetPolicy
     inserted: int  # tokens of the step's insert (part of `context`)
     keep: int = 0  # 0: the same as `limit`
+    speculative: bool = False  # sent beside a probe, before it is known whether thinking goes on
 
     def __post_init__(self) -> None:
         if not self.keep:
@@ -119,23 +121,52 @@ class SampleRun:
                 room = self.max_context - len(self.context) - len(insert_ids)
                 return RoundRequest(self.index, step, self.context + insert_ids, self.text + step.insert,
                                     max(1, min(step.max_new_tokens, room)), self.policy, len(insert_ids))
-            self.context += insert_ids
-            self.text += step.insert
-            if self.keep_trace and insert_ids:
-                self.controller.add_trace("inserted", insert_ids)
-            if self.on_text is not None and step.insert:
-                self.on_text(self.index, step.phase, step.insert, True)
-            keep = round_limit(step, len(self.context), self.reserve, self.max_context)
-            if keep == 0:
-                self.controller.record_round(RoundOutput("", 0, False, ()), inserted_tokens=len(insert_ids))
-                continue
-            limit = keep
-            if keep == step.max_new_tokens and step.lookahead:
-                room = self.max_context - len(self.context) - self.reserve
-                limit = min(keep + min(step.lookahead, self.stop_matcher.lookahead(step.stops)), room)
-            return RoundRequest(self.index, step, list(self.context), self.text, limit, self.policy, len(insert_ids),
-                                keep)
+            self._commit(step, insert_ids)
+            request = self._round_request(step, insert_ids, self.context, self.text)
+            if request is not None:
+                return request
+            self.controller.record_round(RoundOutput("", 0, False, ()), inserted_tokens=len(insert_ids))
         return None
+
+    def speculate(self) -> RoundRequest | None:
+        """While a probe runs: the thinking round that follows it if the answer has not settled.
+
+        Sent at once beside the probe, it keeps the sample's place in the batch instead of waiting
+        for the probe; `adopt` takes it on when the probe says "go on", and an exit discards it.
+        """
+        step = self.controller.resume_step
+        if step is None:
+            return None
+        insert_ids = self.encode(step.insert) if step.insert else []
+        request = self._round_request(step, insert_ids, self.context + insert_ids, self.text + step.insert)
+        return None if request is None else dataclasses.replace(request, speculative=True)
+
+    def adopt(self, request: RoundRequest) -> bool:
+        """After the probe: is the speculative `request` the round the controller wants now?"""
+        if self.controller.next_step() != request.step:
+            return False
+        self._commit(request.step, self.encode(request.step.insert) if request.step.insert else [])
+        return True
+
+    def _commit(self, step: Step, insert_ids: list[int]) -> None:
+        """The step's insert joins the context (and the trace and the live text)."""
+        self.context += insert_ids
+        self.text += step.insert
+        if self.keep_trace and insert_ids:
+            self.controller.add_trace("inserted", insert_ids)
+        if self.on_text is not None and step.insert:
+            self.on_text(self.index, step.phase, step.insert, True)
+
+    def _round_request(self, step: Step, insert_ids: list[int], context: list[int], text: str) -> RoundRequest | None:
+        """The request for a round from `context` (None when the round may generate nothing)."""
+        keep = round_limit(step, len(context), self.reserve, self.max_context)
+        if keep == 0:
+            return None
+        limit = keep
+        if keep == step.max_new_tokens and step.lookahead:
+            room = self.max_context - len(context) - self.reserve
+            limit = min(keep + min(step.lookahead, self.stop_matcher.lookahead(step.stops)), room)
+        return RoundRequest(self.index, step, list(context), text, limit, self.policy, len(insert_ids), keep)
 
     def finish(self, request: RoundRequest, result: Generated | ProbeResult) -> None:
         if request.is_probe:
@@ -226,26 +257,66 @@ class RoundExecutor(Protocol):
 
 def drive(runs: Sequence[SampleRun], executor: RoundExecutor,
           on_done: Callable[[SampleRun], None] | None = None) -> list[GenerationRecord]:
-    """Run every sample to the end, each sample's next request submitted as soon as its last ends."""
+    """Run every sample to the end, each sample's next request submitted as soon as its last ends.
+
+    A probe goes in together with the thinking round that follows it (`SampleRun.speculate`), so a
+    sample never idles while its answer is read; the round's result waits for the probe's verdict,
+    and is dropped if the sample exits there.
+    """
+    ahead: dict[int, RoundRequest] = {}  # a sample's speculative round, in flight
+    # Its result, back before the probe's, with the request as the executor returns it (which may
+    # differ from the one submitted: a server without pauses gets them left out).
+    early: dict[int, tuple[RoundRequest, Any]] = {}
+    adopted: set[int] = set()
 
     def advance(run: SampleRun) -> None:
         request = run.next_request()
-        if request is not None:
-            executor.submit(request)
-        elif on_done is not None:
-            on_done(run)
+        if request is None:
+            if on_done is not None:
+                on_done(run)
+            return
+        executor.submit(request)
+        if request.is_probe and (following := run.speculate()) is not None:
+            ahead[run.index] = following
+            executor.submit(following)
+
+    def settle(run: SampleRun, request: RoundRequest, result: Any) -> None:
+        if isinstance(result, RequestFailed):
+            run.fail(str(result))
+        elif isinstance(result, BaseException):
+            run.fail(f"request failed: {type(result).__name__}: {result}")
+        else:
+            run.finish(request, result)
 
     for run in runs:
         advance(run)
     while executor.pending:
         for request, result in executor.wait():
             run = runs[request.index]
-            if isinstance(result, RequestFailed):
-                run.fail(str(result))
-            elif isinstance(result, BaseException):
-                run.fail(f"request failed: {type(result).__name__}: {result}")
-            else:
-                run.finish(request, result)
+            if request.speculative:  # at most one per sample is ever in flight
+                if run.index not in ahead:
+                    continue  # the probe said exit (or the sample failed): the round is not needed
+                if run.index not in adopted:
+                    early[run.index] = (request, result)  # the probe is still out
+                    continue
+                del ahead[run.index]
+                adopted.discard(run.index)
+                settle(run, request, result)
+                advance(run)
+                continue
+            settle(run, request, result)
+            following = ahead.get(run.index)
+            if following is not None:
+                if not run.done and run.adopt(following):
+                    if run.index in early:
+                        del ahead[run.index]
+                        settle(run, *early.pop(run.index))
+                    else:
+                        adopted.add(run.index)
+                        continue  # its round is in flight: advance when it is back
+                else:
+                    del ahead[run.index]
+                    early.pop(run.index, None)
             advance(run)
     return [run.record() for run in runs]
 
