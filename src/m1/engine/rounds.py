@@ -29,6 +29,7 @@ from m1.engine.backends.base import (
     fail_if_prompt_too_long,
     per_prompt_policies,
     round_limit,
+    round_lookahead,
 )
 from m1.engine.controller import GenerationRecord, ProbeResult, RoundOutput, SampleController, Step
 from m1.engine.policy import BudgetPolicy
@@ -162,10 +163,7 @@ class SampleRun:
         keep = round_limit(step, len(context), self.reserve, self.max_context)
         if keep == 0:
             return None
-        limit = keep
-        if keep == step.max_new_tokens and step.lookahead:
-            room = self.max_context - len(context) - self.reserve
-            limit = min(keep + min(step.lookahead, self.stop_matcher.lookahead(step.stops)), room)
+        limit = keep + round_lookahead(step, keep, len(context), self.reserve, self.max_context, self.stop_matcher)
         return RoundRequest(self.index, step, list(context), text, limit, self.policy, len(insert_ids), keep)
 
     def finish(self, request: RoundRequest, result: Generated | ProbeResult) -> None:

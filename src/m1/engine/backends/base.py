@@ -89,6 +89,16 @@ def round_limit(step: Step, context_tokens: int, reserve: int, max_context: int)
     return max(0, min(step.max_new_tokens, room))
 
 
+def round_lookahead(step: Step, keep: int, context_tokens: int, reserve: int, max_context: int,
+                    stops: StopMatcher) -> int:
+    """Tokens a round may generate past `keep` (its `round_limit`) only to see a stop begun before
+    it complete (`Step.lookahead`): none when the context, not the step, set the limit."""
+    if not step.lookahead or keep != step.max_new_tokens:
+        return 0
+    room = max_context - context_tokens - reserve - keep
+    return max(0, min(step.lookahead, stops.lookahead(step.stops), room))
+
+
 def load_tokenizer(path: str, *, trust_remote_code: bool = False, revision: str | None = None) -> Any:
     from transformers import AutoTokenizer
 

@@ -42,6 +42,7 @@ from m1.engine.backends.base import (
     load_tokenizer,
     per_prompt_policies,
     round_limit,
+    round_lookahead,
 )
 from m1.engine.controller import GenerationRecord, ProbeResult, RoundOutput, SampleController, Step
 from m1.engine.default_model import resolve_model
@@ -273,10 +274,8 @@ class TransformersBackend:
             s.controller.add_trace("inserted", insert_ids)
         s.inserted = len(insert_ids)
         s.round_limit = round_limit(step, s.visible + len(insert_ids), s.answer_reserve, self.max_context)
-        s.lookahead = 0
-        if step.lookahead and s.round_limit == step.max_new_tokens:
-            room = self.max_context - s.visible - len(insert_ids) - s.answer_reserve - s.round_limit
-            s.lookahead = max(0, min(step.lookahead, self.stops.lookahead(step.stops), room))
+        s.lookahead = round_lookahead(step, s.round_limit, s.visible + len(insert_ids), s.answer_reserve,
+                                      self.max_context, self.stops)
         if s.stream is not None:
             s.stream.insert(step.phase, step.insert)
 
