@@ -38,6 +38,7 @@ from typing import Any
 from m1.data.errors import DataError
 from m1.scoring import MODES
 
+
 def esc_name(window: int) -> str:
     return f"esc{window}"
 
