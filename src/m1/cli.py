@@ -8,6 +8,7 @@
     m1 ask "QUESTION" -o A=… -o B=…   # one question, thinking streamed, inserted text marked
     m1 ask "QUESTION" -o … --early-exit confidence --threshold 0.9   # probes shown live, tokens saved
     m1 eval [CONFIG] [key=value]  # sweep budgets over the suite (configs/eval/…); m1 report RUN
+    m1 label-domains CONFIG       # MeSH domain labels for an eval selection (configs/domains/…)
     m1 serve [--model …]          # OpenAI-compatible server (m1.serving.command)
     m1 curate run CONFIG          # build a training set (configs/curate/…); m1 curate status RUN
     m1 train CONFIG [key=value]   # fine-tune on curated records (configs/train/…)
@@ -425,6 +426,41 @@ def evaluate(
     if "early_exit" in summary:
         console.print(early_exit_table(summary))
     console.print(f"results: {run_dir}  (next: m1 report {run_dir})", markup=False)
+
+
+@app.command("label-domains", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def label(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="A YAML preset (configs/domains/…); key=value overrides follow.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Label the items an eval run would select with MeSH domains (resumable, replies cached); writes the labels file for domains=."""
+    from m1.config import load_config
+    from m1.evaluation.domains.labelling import DomainsConfig, label_domains
+
+    summary = label_domains(load_config(DomainsConfig, config, list(ctx.args)), err_console if json_output else console)
+    if json_output:
+        print_json(summary)
+        return
+    console.print(domains_table(summary))
+    methods = ", ".join(f"{method} {count}" for method, count in summary["methods"].items())
+    client = summary["client"]
+    console.print(f"labelled {summary['labelled']} of {summary['items']} items ({methods}; {summary['flagged']} flagged, "
+                  f"{len(summary['unlabelled'])} unlabelled); this run: {client['requests']} requests, "
+                  f"{client['cache_hits']} cache hits", markup=False, highlight=False)
+    console.print(f"labels: {summary['file']}  sha256 {summary['sha256']}  (next: m1 eval CONFIG domains={summary['file']})",
+                  markup=False, highlight=False)
+
+
+def domains_table(summary: dict[str, Any]) -> Table:
+    """Items per domain, most frequent first."""
+    table = Table(title=escape(f"MeSH domains — {summary['labelled']} items"))
+    table.add_column("domain")
+    table.add_column("items", justify="right")
+    for name, count in summary["domains"].items():
+        table.add_row(escape(name), str(count))
+    return table
 
 
 @app.command("report")

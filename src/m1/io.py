@@ -7,7 +7,7 @@
   work finishes (predictions, teacher replies); `read_jsonl_tolerant` reads such a file back and
   ignores a last line cut short by a kill.
 - `text_lines`: the lines of a JSON Lines text, split the way JSONL means them.
-- `md5_file`: content digests for manifests.
+- `md5_file`, `sha256_file`: content digests for manifests and for input files a run depends on.
 """
 
 from __future__ import annotations
@@ -94,7 +94,15 @@ def text_lines(text: str) -> list[str]:
 
 
 def md5_file(path: str | Path) -> str:
-    digest = hashlib.md5()
+    return _file_digest(path, hashlib.md5())
+
+
+def sha256_file(path: str | Path) -> str:
+    return _file_digest(path, hashlib.sha256())
+
+
+def _file_digest(path: str | Path, digest: Any) -> str:
+    # hashlib.file_digest would do, but it is Python 3.11+ and m1 supports 3.10.
     with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from m1.config import dump_config, load_config
 from m1.curation.classify import DomainClassifier
@@ -34,7 +33,7 @@ from m1.curation.distill import Distill
 from m1.curation.ingest import Ingest
 from m1.curation.render import Render, export_records, push_to_hub
 from m1.curation.select import Select
-from m1.curation.stage import Stage, kept_rows, read_manifest, run_stage, summarize
+from m1.curation.stage import Stage, kept_rows, progress_bar, read_manifest, run_stage, summarize
 from m1.curation.verify import TeacherCorrectFilter
 from m1.data.errors import DataError
 from m1.io import atomic_write_json, atomic_write_text
@@ -61,11 +60,6 @@ def build_stages(config: CurationConfig, run_dir: Path) -> list[tuple[str, Stage
     return [(section, BUILDERS[section](getattr(config, section), run_dir)) for section in config.enabled_sections()]
 
 
-def _progress_bar(console: Console | None) -> Progress:
-    return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
-
-
 def run_pipeline(config: CurationConfig, console: Console | None = None) -> Path:
     """Run or resume every configured stage; returns the run directory."""
     run_dir = config.run_dir
@@ -76,7 +70,7 @@ def run_pipeline(config: CurationConfig, console: Console | None = None) -> Path
     assert isinstance(ingest, Ingest)
     upstream = ingest.input_fingerprint()
     previous: Path | None = None
-    with _progress_bar(console) as progress:
+    with progress_bar(console) as progress:
         for section, stage in stages:
             stage_dir = run_dir / stage_dir_name(section)
             fingerprint = stage.fingerprint(upstream)

@@ -43,6 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 from m1.data.errors import DataError
 from m1.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl_tolerant
 
@@ -264,6 +267,12 @@ def run_stage(
         raise RuntimeError(f"stage {stage.name}: {len(rows)} rows in but {len(kept)} kept + {len(dropped)} dropped")
     atomic_write_json(stage_dir / MANIFEST_FILE, manifest)
     return manifest
+
+
+def progress_bar(console: Console | None) -> Progress:
+    """The bar a command shows stages on: one task per stage, advanced by `run_stage(progress=...)`."""
+    return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
 
 
 def summarize(stage_name: str, stage_dir: Path, rows_in: int | None = None) -> StageSummary:

@@ -103,6 +103,8 @@ class EvalConfig(BaseModel):
     per_source: int | None = Field(None, gt=0)
     limit: int | None = Field(None, gt=0)
     seed: int = 42
+    domains: str | None = Field(None, description="a labels file from m1 label-domains (its content, not its path, "
+                                                  "is part of the run's identity)")
     preset: PresetName = Field(None, description="default: the model's own (m1, think-tags for smollm2-135m)",
                                validate_default=True)
     policy: dict[str, Any] = Field(default_factory=dict, description="BudgetPolicy fields besides the grid's")
@@ -158,13 +160,22 @@ class EvalConfig(BaseModel):
 
     def identity(self) -> str:
         """A short hash of everything that decides the results (not the output location)."""
-        relevant = self.model_dump(mode="json", exclude={"out_dir", "name"})
+        relevant = self.model_dump(mode="json", exclude={"out_dir", "name", "domains"})
+        # The labels file counts by its content: moved, it is the same run; edited, another one.
+        if self.domains is not None:
+            relevant["domains_sha256"] = self.domains_file()["sha256"]
         # A grid without early exit hashes as it did before the axis existed, so runs started then resume.
         if relevant["grid"]["early_exit"] == [None]:
             del relevant["grid"]["early_exit"]
         # Secrets never belong in a run's identity or on disk.
         relevant["backend_options"] = {k: v for k, v in relevant["backend_options"].items() if "key" not in k.lower()}
         return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
+
+    def domains_file(self) -> dict[str, str] | None:
+        """{"file", "sha256"} of the labels file (run.json records it); None without one."""
+        from m1.evaluation.domains.labels import labels_file
+
+        return None if self.domains is None else labels_file(self.domains)
 
     def run_name(self) -> str:
         if self.name:

@@ -2,7 +2,8 @@
 
     runs/<name>/
       config.yaml            the resolved config (secrets never written)
-      run.json               identity hash, m1 version, created/finished times
+      run.json               identity hash, m1 version, created/finished times, the labels file
+                             and its sha256 (with domains=)
       items.jsonl            the sampled items, in order
       points/<key>/predictions.jsonl   one line per finished item, appended and fsynced
       points/<key>/scored.jsonl        per item: letter and rule in both modes
@@ -47,8 +48,9 @@ class RunStore:
         else:
             root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(root / "config.yaml", dump_config(_without_secrets(config)))
+            domains = {"domains": config.domains_file()} if config.domains is not None else {}
             atomic_write_json(run_file, {"identity": config.identity(), "m1_version": __version__,
-                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None})
+                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None} | domains)
         return cls(root, config)
 
     # ------------------------------------------------------------------ items
