@@ -76,7 +76,7 @@ def test_breakdown_by_groups_with_unlabelled_items() -> None:
         for name, entry in as_dict[kind].items():
             members = [uid for uid in UIDS if group_of.get(uid) == name]
             assert entry == accuracy(policy, members).to_dict()
-            assert set(entry) == {"correct", "n", "accuracy", "ci_low", "ci_high", "cost_per_correct"}
+            assert set(entry) == {"correct", "n", "accuracy", "ci_low", "ci_high", "cost_per_correct", "tokens_mean"}
     assert as_dict["overall"]["correct"] == int(sum(policy.correct.values()))   # a count, not 7.0
     json.dumps(as_dict)
 

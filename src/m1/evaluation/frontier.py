@@ -3,7 +3,7 @@ of a point's samples): accuracy with its 95 % Wilson interval, cost per correct 
 frontier, and per group (source, domain) the cheapest policy within 1 point of the best.
 
     policy = Policy("B512_K0_N4:majority", correct={uid: 1.0, ...}, tokens={uid: 2051, ...}, wall_seconds_per_item=3.1)
-    accuracy(policy).to_dict()       # {"correct", "n", "accuracy", "ci_low", "ci_high", "cost_per_correct"}
+    accuracy(policy).to_dict()       # {"correct", "n", "accuracy", "ci_low", "ci_high", "cost_per_correct", "tokens_mean"}
     breakdown(policy, {"sources": source_of, "domains": domain_of}).to_dict()   # {"overall", "sources", "domains"}
     pareto_frontier(policies)        # names of the policies nothing beats on both accuracy and tokens, cheapest first
     cheapest_by_group(policies, source_of, margin=0.01)   # {source: name}
@@ -57,8 +57,8 @@ class Policy:
 
 @dataclass(frozen=True)
 class Accuracy:
-    """A policy's accuracy over n items, with its 95 % interval and tokens per correct answer
-    (None when nothing was right)."""
+    """A policy's accuracy over n items, with its 95 % interval, tokens per correct answer (None
+    when nothing was right) and tokens per item."""
 
     correct: float
     n: int
@@ -66,11 +66,13 @@ class Accuracy:
     ci_low: float
     ci_high: float
     cost_per_correct: float | None
+    tokens_mean: float
 
     def to_dict(self) -> dict[str, Any]:
         correct = int(self.correct) if float(self.correct).is_integer() else self.correct
         return {"correct": correct, "n": self.n, "accuracy": self.accuracy, "ci_low": self.ci_low,
-                "ci_high": self.ci_high, "cost_per_correct": self.cost_per_correct}
+                "ci_high": self.ci_high, "cost_per_correct": self.cost_per_correct,
+                "tokens_mean": self.tokens_mean}
 
 
 def accuracy(policy: Policy, uids: Collection[str] | None = None) -> Accuracy:
@@ -81,7 +83,8 @@ def accuracy(policy: Policy, uids: Collection[str] | None = None) -> Accuracy:
     correct = sum(policy.correct[uid] for uid in uids)
     low, high = wilson_interval(correct, len(uids))
     tokens = sum(policy.tokens[uid] for uid in uids)
-    return Accuracy(correct, len(uids), correct / len(uids), low, high, tokens / correct if correct else None)
+    return Accuracy(correct, len(uids), correct / len(uids), low, high, tokens / correct if correct else None,
+                    tokens / len(uids))
 
 
 @dataclass(frozen=True)
