@@ -181,9 +181,10 @@ def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], item
     summary_points = []
     for point in points:
         rows = [r for r in store.predictions(point) if r["uid"] in wanted]
-        missing = len(wanted) * point.samples - len(rows)
-        if missing:
-            raise DataError.at(store.predictions_path(point), "", "", f"{missing} predictions are missing",
+        expected = len(wanted) * point.samples
+        if len(rows) < expected:
+            raise DataError.at(store.predictions_path(point), "", "",
+                               f"{expected - len(rows)} of {expected} predictions missing",
                                "run the same command again to finish the run")
         where = store.predictions_path(point)
         # The scorers join the two modes by uid: each sample of an item is its own prediction there.
