@@ -179,5 +179,6 @@ def test_kill_minus_nine_in_a_sampled_run_then_resume_gives_the_same_rows(tiny_m
     assert point_rows(tmp_path / "killed" / "tiny", "B24_K0_N3") == point_rows(tmp_path / "clean" / "tiny", "B24_K0_N3")
     assert len(point_rows(tmp_path / "killed" / "tiny", "B24_K0_N3")) == 4 * 3
     assert without_wall_time(resumed["points"]) == without_wall_time(clean["points"])
-    scored = [(tmp_path / run / "tiny" / "points" / "B24_K0_N3" / "scored.jsonl").read_text() for run in ("killed", "clean")]
+    scored = [(tmp_path / run / "tiny" / "points" / "B24_K0_N3" / "scored.jsonl").read_text()
+              for run in ("killed", "clean")]
     assert scored[0] == scored[1]

@@ -15,7 +15,7 @@ from m1.data.errors import DataError
 from m1.data.items import MCQItem
 from m1.engine.controller import GenerationRecord
 from m1.evaluation.config import EvalConfig, GridPoint, sample_seed
-from m1.evaluation.runner import (answer_confidence, pending_predictions, prediction_row, score_run,
+from m1.evaluation.runner import (answer_confidence, pending_predictions, prediction_row, read_tokens, score_run,
                                   token_usage)
 from m1.evaluation.store import RunStore
 from m1.scoring import build_report, prediction_from_record
@@ -121,6 +121,9 @@ def test_rows_carry_the_answer_read_and_the_sample_number() -> None:
     assert answer_confidence(row, "B") == 0.7 and answer_confidence(row, None) == 0.0
     assert answer_confidence(prediction_row(ITEMS[0], single, plain, 1.0), "B") is None
     assert answer_confidence(prediction_row(ITEMS[0], single, record("B", 4, None), 1.0), "B") is None
+    assert read_tokens(row) == 1 and read_tokens(prediction_row(ITEMS[0], single, plain, 1.0)) == 0
+    row["answer_read"] |= {"reused": True}  # the last early-exit probe's read: paid for as a probe
+    assert read_tokens(row) == 0
 
     finished = {("q0", 0), ("q0", 2), ("q2", 1)}
     assert [(i.uid, s) for i, s in pending_predictions(several, ITEMS, finished)] == [
@@ -178,8 +181,8 @@ def test_scoring_a_sampled_point_keeps_every_sample(tmp_path: Path) -> None:
                "q2": ["Final Answer: B", "Final Answer: B"]}
     for item in ITEMS:
         for sample in (1, 0):  # finished out of order
-            store.append_prediction(several, prediction_row(item, several, record(replies[item.uid][sample], 20 + sample,
-                                                                                   letters), 1.0, sample))
+            generated = record(replies[item.uid][sample], 20 + sample, letters)
+            store.append_prediction(several, prediction_row(item, several, generated, 1.0, sample))
         store.append_prediction(single, prediction_row(item, single, record(replies[item.uid][0], 20, read=False), 1.0))
     store.record_timing(several, 3.0, 6)
     store.record_timing(single, 1.5, 3)
@@ -198,10 +201,11 @@ def test_scoring_a_sampled_point_keeps_every_sample(tmp_path: Path) -> None:
     assert by_key[("q0", 1)]["strict_letter"] == "A" and by_key[("q0", 1)]["confidence_strict"] == 0.1
     assert by_key[("q1", 1)]["strict_letter"] is None and by_key[("q1", 1)]["confidence_strict"] == 0.0
     assert by_key[("q2", 0)]["confidence_reference"] == 0.6 and by_key[("q2", 0)]["tokens"] == 23
+    assert all(r["read_tokens"] == 1 for r in scored)  # the read is not in "tokens"
 
     # A one-sample point scores as it always has: its rows, as m1 score reads them, and no sample field.
     plain = [json.loads(line) for line in (store.point_dir(single) / "scored.jsonl").read_text().splitlines()]
-    assert all("sample" not in r and r["confidence_strict"] is None for r in plain)
+    assert all("sample" not in r and r["confidence_strict"] is None and r["read_tokens"] == 0 for r in plain)
     rows = [prediction_from_record("x", n, r) for n, r in enumerate(store.predictions(single), start=1)]
     report = build_report(rows)
     assert entries["B64_K0"]["strict"] == report.modes["strict"].to_dict()

@@ -98,6 +98,12 @@ def generation_tokens(row: dict[str, Any]) -> int:
     return row["thinking_tokens"] + row["answer_tokens"] + row.get("probe_tokens", 0)
 
 
+def read_tokens(row: dict[str, Any]) -> int:
+    """Tokens the answer read cost beyond the generation (none when it reused an early-exit probe)."""
+    read = row.get("answer_read")
+    return 0 if not read or read.get("reused") else read["tokens"]
+
+
 def answer_confidence(row: dict[str, Any], letter: str | None) -> float | None:
     """The probability the answer read gave `letter` (a mode's extracted letter): None without a
     read of the letters, 0.0 when the scorer found no letter."""
@@ -222,12 +228,13 @@ def _scoring_record(point: GridPoint, row: dict[str, Any]) -> dict[str, Any]:
 
 def scored_row(point: GridPoint, row: dict[str, Any], strict: ScoredRow, reference: ScoredRow) -> dict[str, Any]:
     """One line of scored.jsonl: a prediction's letter, rule and correctness in both modes, the
-    answer read's probability of each letter, and the generation's tokens."""
+    answer read's probability of each letter, the generation's tokens, and the read's own tokens
+    (instrumentation: counted only where a policy uses the read, as the weighted vote does)."""
     sample = {"sample": row["sample"]} if point.samples > 1 else {}
     return {"uid": row["uid"], **sample, "source": row["source"], "answer_idx": row["answer_idx"],
             "strict_letter": strict.letter, "strict_rule": strict.rule, "strict_correct": strict.correct,
             "reference_letter": reference.letter, "reference_rule": reference.rule,
-            "reference_correct": reference.correct, "tokens": generation_tokens(row),
+            "reference_correct": reference.correct, "tokens": generation_tokens(row), "read_tokens": read_tokens(row),
             "confidence_strict": answer_confidence(row, strict.letter),
             "confidence_reference": answer_confidence(row, reference.letter)}
 
