@@ -118,6 +118,9 @@ class GenerationRecord:
     probe_tokens: int = 0
     probe_seconds: float = 0.0
     exit_rule: str | None = None  # the rule that decided, e.g. "confidence >= 0.9"
+    # The option letters' probabilities read at the forced answer (policy.answer_probability);
+    # None unless asked.
+    answer_read: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -99,6 +99,7 @@ class BudgetPolicy(BaseModel):
     max_answer_tokens: int = Field(1024, gt=0)
     sampling: Sampling = Field(default_factory=Sampling)
     early_exit: EarlyExit | None = None
+    answer_probability: bool = Field(False, description="read the option letters' probabilities at the forced answer")
 
     @model_validator(mode="after")
     def _minimum_fits_budget(self) -> BudgetPolicy:

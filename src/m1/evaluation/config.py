@@ -1,12 +1,17 @@
 """What an evaluation run is: model, backend, data, and the grid of budgets, "Wait" counts,
-early-exit settings and prompt suffixes.
+early-exit settings, samples per item and prompt suffixes.
 
     config = load_config(EvalConfig, "configs/eval/budget_sweep.yaml", ["per_source=10"])
     for point in config.grid_points(): ...
 
 A grid point's key names its place on every axis: `B512_K0` (budget, Wait count), then `_EE1` for
-the first early-exit setting of `grid.early_exit` (none for `null`, the fixed budget), then `_S1`
-for the second prompt suffix. Points without early exit keep the keys they always had.
+the first early-exit setting of `grid.early_exit` (none for `null`, the fixed budget), then `_N4`
+for 4 samples per item (none for 1), then `_S1` for the second prompt suffix: `B512_K0_EE1_N4_S1`.
+Points with one sample and without early exit keep the keys they always had.
+
+When sampling (temperature > 0), sample s of item uid draws with its own seed,
+`sample_seed(config.seed, uid, s)`: a draw depends neither on the batch it ran in nor on what a
+resumed run had already finished.
 
 A run's identity is the hash of everything that can change its results (not where it is written),
 so running the same command again finds the same run directory and resumes it, and a different
@@ -43,6 +48,8 @@ class GridConfig(BaseModel):
     early_exit: list[EarlyExit | None] = Field(
         default_factory=lambda: [None],
         description="early-exit settings to try (BudgetPolicy.early_exit); null: the fixed budget")
+    samples: list[int] = Field(default_factory=lambda: [1],
+                               description="samples drawn per item (N > 1 needs policy.sampling.temperature > 0)")
 
     @field_validator("max_thinking_tokens")
     @classmethod
@@ -67,6 +74,15 @@ class GridConfig(BaseModel):
             raise ValueError("null (the fixed budget) may appear once: a second would be the same grid point")
         return values
 
+    @field_validator("samples")
+    @classmethod
+    def _sample_counts(cls, values: list[int]) -> list[int]:
+        if not values or any(v < 1 for v in values):
+            raise ValueError("sample counts must be 1 or more, e.g. [1, 4]")
+        if len(set(values)) < len(values):
+            raise ValueError("each sample count may appear once: a second would be the same grid point")
+        return values
+
 
 @dataclass(frozen=True)
 class GridPoint:
@@ -76,18 +92,21 @@ class GridPoint:
     suffix_index: int
     early_exit: EarlyExit | None = None
     early_exit_index: int = 0  # 1, 2, … for the settings of grid.early_exit in order; 0 for the fixed budget
+    samples: int = 1  # N: samples drawn per item
 
     @property
     def key(self) -> str:
         head = "nothink" if self.budget is None else f"B{self.budget}_K{self.extensions}"
         if self.early_exit_index:
             head += f"_EE{self.early_exit_index}"
+        if self.samples > 1:
+            head += f"_N{self.samples}"
         return head if self.suffix_index == 0 else f"{head}_S{self.suffix_index}"
 
     @property
     def fixed(self) -> GridPoint:
         """The same point with a fixed budget: what an early-exit point is compared with."""
-        return GridPoint(self.budget, self.extensions, self.suffix, self.suffix_index)
+        return GridPoint(self.budget, self.extensions, self.suffix, self.suffix_index, samples=self.samples)
 
 
 class EvalConfig(BaseModel):
@@ -109,6 +128,8 @@ class EvalConfig(BaseModel):
                                validate_default=True)
     policy: dict[str, Any] = Field(default_factory=dict, description="BudgetPolicy fields besides the grid's")
     grid: GridConfig = Field(default_factory=GridConfig)
+    calibration: bool = Field(True, description="read the answer letters' probabilities at the forced answer "
+                                                "(BudgetPolicy.answer_probability), for calibration")
     out_dir: str = "runs"
     name: str | None = None
 
@@ -127,6 +148,11 @@ class EvalConfig(BaseModel):
         for axis in ("max_thinking_tokens", "num_extensions", "early_exit"):
             if axis in self.policy:
                 raise ValueError(f"set {axis} in grid.{axis}, not in policy")
+        if "answer_probability" in self.policy:
+            raise ValueError("set calibration=true|false, not policy.answer_probability")
+        if isinstance(self.policy.get("sampling"), dict) and "seed" in self.policy["sampling"]:
+            raise ValueError("policy.sampling.seed: m1 eval gives every sample its own seed, made from seed= (the "
+                             "run's seed), the item and the sample number; set seed= instead")
         for point in self.grid_points():
             # The fixed-budget policy first, so that an error is blamed on the field that causes it:
             # policy.* when the settings fail on their own, grid.early_exit[i] when only early exit does.
@@ -140,15 +166,26 @@ class EvalConfig(BaseModel):
                 except ValidationError as err:
                     position = self.grid.early_exit.index(point.early_exit)
                     raise ValueError(_first_error(err, f"grid.early_exit[{position}]")) from None
+        several = max(self.grid.samples)
+        if several > 1 and not self.sampled:
+            raise ValueError(f"grid.samples: {several} samples per item would all be the same greedy answer; set "
+                             f"policy.sampling.temperature above 0 (e.g. policy.sampling.temperature=0.7), "
+                             f"or grid.samples=[1]")
         return self
+
+    @property
+    def sampled(self) -> bool:
+        """Whether decoding samples (temperature > 0) rather than taking the greedy token."""
+        return self.policy_for(self.grid_points()[0]).sampling.temperature > 0
 
     def grid_points(self) -> list[GridPoint]:
         suffixes = list(enumerate(self.grid.prompt_suffix))
         settings = [(setting, index) for index, setting in _numbered(self.grid.early_exit)]
         budgets = [(None, 0)] if self.preset == "no-think" else list(
             itertools.product(self.grid.max_thinking_tokens, self.grid.num_extensions))
-        return [GridPoint(b, k, s, i, setting, number)
-                for (b, k), (setting, number), (i, s) in itertools.product(budgets, settings, suffixes)]
+        return [GridPoint(b, k, s, i, setting, number, n)
+                for (b, k), (setting, number), n, (i, s)
+                in itertools.product(budgets, settings, self.grid.samples, suffixes)]
 
     def policy_for(self, point: GridPoint) -> BudgetPolicy:
         overrides = dict(self.policy)
@@ -156,7 +193,15 @@ class EvalConfig(BaseModel):
             overrides |= {"max_thinking_tokens": point.budget, "num_extensions": point.extensions}
         if point.early_exit is not None:
             overrides["early_exit"] = point.early_exit
-        return BudgetPolicy.from_preset(self.preset, **overrides)
+        return BudgetPolicy.from_preset(self.preset, answer_probability=self.calibration, **overrides)
+
+    def sample_policy(self, policy: BudgetPolicy, uid: str, sample: int) -> BudgetPolicy:
+        """`policy` for sample `sample` (0-based) of item `uid`: with that sample's own seed when
+        sampling, unchanged when greedy."""
+        if policy.sampling.temperature == 0:
+            return policy
+        sampling = policy.sampling.model_copy(update={"seed": sample_seed(self.seed, uid, sample)})
+        return policy.model_copy(update={"sampling": sampling})
 
     def identity(self) -> str:
         """A short hash of everything that decides the results (not the output location)."""
@@ -164,9 +209,18 @@ class EvalConfig(BaseModel):
         # The labels file counts by its content: moved, it is the same run; edited, another one.
         if self.domains is not None:
             relevant["domains_sha256"] = self.domains_file()["sha256"]
-        # A grid without early exit hashes as it did before the axis existed, so runs started then resume.
+        # A grid without early exit or several samples, with calibration on, hashes as it did before
+        # those settings existed, so runs started then resume (the answer read changes no answer).
         if relevant["grid"]["early_exit"] == [None]:
             del relevant["grid"]["early_exit"]
+        if relevant["grid"]["samples"] == [1]:
+            del relevant["grid"]["samples"]
+        if relevant["calibration"]:
+            del relevant["calibration"]
+        # Sampled runs drew with seeds made from the prompt alone before per-sample seeds: resuming
+        # one would mix two sets of draws, so sampled configs hash anew.
+        if self.sampled:
+            relevant["sample_seeds"] = "seed, uid, sample"
         # Secrets never belong in a run's identity or on disk.
         relevant["backend_options"] = {k: v for k, v in relevant["backend_options"].items() if "key" not in k.lower()}
         return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
@@ -182,6 +236,13 @@ class EvalConfig(BaseModel):
             return self.name
         short = re.sub(r"[^A-Za-z0-9.-]+", "-", self.model.rstrip("/").split("/")[-1])
         return f"{short}-{self.preset}-{self.identity()}"
+
+
+def sample_seed(seed: int, uid: str, sample: int) -> int:
+    """The seed of sample `sample` (0-based) of item `uid` in a run seeded with `seed`: 31 bits,
+    a range every engine and API accepts."""
+    digest = hashlib.sha256(f"{seed}\x1f{uid}\x1f{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
 
 
 def _numbered(settings: list[EarlyExit | None]) -> list[tuple[int, EarlyExit | None]]:

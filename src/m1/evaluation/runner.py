@@ -4,12 +4,16 @@
     m1 eval configs/eval/adaptive.yaml per_source=10      # early exit beside fixed budgets
 
 Top to bottom: pick the items (seeded, stratified per source), open the run directory (or reopen
-it to resume), load the backend once, then for each grid point generate whatever is not finished
-yet, appending each prediction the moment it is done, and finally score every point in both
-modes and write the metrics; a grid with early exit also gets each early-exit point compared with
-its fixed-budget point and its answer-settling curves (`m1.evaluation.early_exit`). Killing the
-process at any moment and running the same command again finishes the run with the same metrics
-as an uninterrupted one.
+it to resume), load the backend once, then for each grid point generate whatever (item, sample)
+is not finished yet, each sample with its own seed, appending each prediction the moment it is
+done, and finally score every point in both modes and write the metrics; a grid with early exit
+also gets each early-exit point compared with its fixed-budget point and its answer-settling
+curves (`m1.evaluation.early_exit`). Killing the process at any moment and running the same
+command again finishes the run with the same predictions and metrics as an uninterrupted one
+(wall time aside: a call cut short by the kill is not counted).
+
+Points with several samples per item are scored over all their samples for now (each sample
+counts as one prediction); the comparisons with early exit read sample 0 of every item.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from m1.engine.prompt import render_prompt
 from m1.evaluation.config import EvalConfig, GridPoint
 from m1.evaluation.early_exit import compare_with_fixed, settling_curves
 from m1.evaluation.store import RunStore
-from m1.scoring import build_report, prediction_from_record, score_predictions
+from m1.scoring import ScoredRow, build_report, prediction_from_record, score_predictions
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "m1_sample_eval.json"
 
@@ -59,9 +63,17 @@ def select_items(config: EvalConfig, path: Path) -> list[MCQItem]:
     return items[: config.limit] if config.limit else items
 
 
-def prediction_row(item: MCQItem, point: GridPoint, record: GenerationRecord, seconds: float) -> dict[str, Any]:
+def pending_predictions(point: GridPoint, items: list[MCQItem],
+                        finished: set[tuple[str, int]]) -> list[tuple[MCQItem, int]]:
+    """The (item, sample) pairs of a point still to generate, in item order, then sample order."""
+    return [(item, sample) for item in items for sample in range(point.samples) if (item.uid, sample) not in finished]
+
+
+def prediction_row(item: MCQItem, point: GridPoint, record: GenerationRecord, seconds: float,
+                   sample: int = 0) -> dict[str, Any]:
     """One line of predictions.jsonl: the `m1 score` fields, then the engine's full account (with
-    early exit, also the answer trajectory and what the probes cost; rows without stay as they were)."""
+    early exit, also the answer trajectory and what the probes cost; with calibration, the answer
+    read; with several samples, the sample's number; rows without stay as they were)."""
     row = {
         "uid": item.uid, "source": item.source, "options": item.options, "answer_idx": item.answer_idx,
         "reply": record.reply, "budget": point.budget, "extensions": point.extensions,
@@ -74,7 +86,31 @@ def prediction_row(item: MCQItem, point: GridPoint, record: GenerationRecord, se
     if record.probes is not None:
         row |= {"probes": record.probes, "probe_tokens": record.probe_tokens,
                 "probe_seconds": round(record.probe_seconds, 6), "exit_rule": record.exit_rule}
+    if record.answer_read is not None:
+        row["answer_read"] = record.answer_read
+    if point.samples > 1:
+        row["sample"] = sample
     return row
+
+
+def generation_tokens(row: dict[str, Any]) -> int:
+    """What one generation cost in tokens: thinking, answer and early exit's probes."""
+    return row["thinking_tokens"] + row["answer_tokens"] + row.get("probe_tokens", 0)
+
+
+def read_tokens(row: dict[str, Any]) -> int:
+    """Tokens the answer read cost beyond the generation (none when it reused an early-exit probe)."""
+    read = row.get("answer_read")
+    return 0 if not read or read.get("reused") else read["tokens"]
+
+
+def answer_confidence(row: dict[str, Any], letter: str | None) -> float | None:
+    """The probability the answer read gave `letter` (a mode's extracted letter): None without a
+    read of the letters, 0.0 when the scorer found no letter."""
+    letters = (row.get("answer_read") or {}).get("letters")
+    if not letters:
+        return None
+    return 0.0 if letter is None else letters.get(letter, 0.0)
 
 
 class TokensPerSecond(ProgressColumn):
@@ -96,7 +132,7 @@ def run_eval(config: EvalConfig, console: Console | None = None) -> dict[str, An
     store = RunStore.open(config)
     store.save_items(items)
     points = config.grid_points()
-    todo = {point.key: [i for i in items if i.uid not in store.finished_uids(point)] for point in points}
+    todo = {point.key: pending_predictions(point, items, store.finished(point)) for point in points}
     remaining = sum(len(v) for v in todo.values())
     console.print(f"run: {store.root}  ({len(items)} items × {len(points)} grid points, "
                   f"{remaining} generations to do)", markup=False)
@@ -110,7 +146,7 @@ def run_eval(config: EvalConfig, console: Console | None = None) -> dict[str, An
 
 
 def generate_missing(config: EvalConfig, store: RunStore, backend: Any, points: list[GridPoint],
-                     todo: dict[str, list[MCQItem]], console: Console) -> None:
+                     todo: dict[str, list[tuple[MCQItem, int]]], console: Console) -> None:
     started, generated = time.monotonic(), [0]
     rate = lambda: generated[0] / max(time.monotonic() - started, 1e-6)  # noqa: E731
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TokensPerSecond(rate),
@@ -124,19 +160,22 @@ def generate_missing(config: EvalConfig, store: RunStore, backend: Any, points: 
             store.repair(point)
             policy = config.policy_for(point)
             prompts = [render_prompt(backend.tokenizer, item.question, item.options, policy, suffix=point.suffix)
-                       for item in pending]
+                       for item, _ in pending]
+            # One policy per prediction: a sample's seed comes from (run seed, uid, sample) alone, so
+            # what it draws depends neither on its batch mates nor on what was finished before.
+            policies = [config.sample_policy(policy, item.uid, sample) for item, sample in pending]
             batch_start = [time.monotonic()]
 
             def on_done(index: int, record: GenerationRecord, point: GridPoint = point, pending=pending) -> None:
-                store.append_prediction(point, prediction_row(pending[index], point, record,
-                                                              time.monotonic() - batch_start[0]))
+                item, sample = pending[index]
+                store.append_prediction(point, prediction_row(item, point, record,
+                                                              time.monotonic() - batch_start[0], sample))
                 generated[0] += record.thinking_tokens + record.answer_tokens
                 progress.advance(tasks[point.key])
 
-            # Option letters matter only to early exit's probes, which read their probabilities; a
-            # fixed-budget point calls the backend as it always has.
-            probing = {"choices": [tuple(item.options) for item in pending]} if policy.early_exit is not None else {}
-            backend.generate(prompts, policy, on_done=on_done, **probing)
+            # The option letters are what early exit's probes and the answer read look at.
+            backend.generate(prompts, policies, on_done=on_done, choices=[tuple(item.options) for item, _ in pending])
+            store.record_timing(point, time.monotonic() - batch_start[0], len(pending))
 
 
 def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], items: list[MCQItem]) -> dict[str, Any]:
@@ -148,29 +187,32 @@ def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], item
     summary_points = []
     for point in points:
         rows = [r for r in store.predictions(point) if r["uid"] in wanted]
-        if len(rows) < len(wanted):
-            raise DataError.at(store.predictions_path(point), "", "", f"{len(wanted) - len(rows)} items have no prediction",
+        expected = len(wanted) * point.samples
+        if len(rows) < expected:
+            raise DataError.at(store.predictions_path(point), "", "",
+                               f"{expected - len(rows)} of {expected} predictions missing",
                                "run the same command again to finish the run")
         where = store.predictions_path(point)
-        prediction_rows = [prediction_from_record(where, number, row) for number, row in enumerate(rows, start=1)]
+        # The scorers join the two modes by uid: each sample of an item is its own prediction there.
+        prediction_rows = [prediction_from_record(where, number, _scoring_record(point, row))
+                           for number, row in enumerate(rows, start=1)]
         report = build_report(prediction_rows)
         strict = score_predictions(prediction_rows, "strict")
         reference = score_predictions(prediction_rows, "reference")
-        scored = [{"uid": s.uid, "source": s.source, "answer_idx": s.answer_idx,
-                   "strict_letter": s.letter, "strict_rule": s.rule, "strict_correct": s.correct,
-                   "reference_letter": r.letter, "reference_rule": r.rule, "reference_correct": r.correct}
-                  for s, r in zip(strict, reference)]
-        usage = token_usage(rows)
-        rows_by_key[point.key] = {row["uid"]: row for row in rows}
-        scored_by_key[point.key] = {row["uid"]: row for row in scored}
+        scored = [scored_row(point, row, s, r) for row, s, r in zip(rows, strict, reference)]
+        wall = store.wall_seconds(point)
+        usage = token_usage(rows) | {"wall_seconds": wall, "wall_seconds_per_item": wall / len(wanted)}
+        rows_by_key[point.key] = {row["uid"]: row for row in rows if row.get("sample", 0) == 0}
+        scored_by_key[point.key] = {row["uid"]: row for row in scored if row.get("sample", 0) == 0}
         adaptive = {} if point.early_exit is None else {
             "early_exit": point.early_exit.model_dump(mode="json"),
             "settling": settling_curves(point, rows_by_key[point.key], scored_by_key[point.key], order)}
         metrics = {"point": point.key, "budget": point.budget, "extensions": point.extensions,
-                   "suffix": point.suffix, **report.to_dict(), "usage": usage, **adaptive}
+                   "suffix": point.suffix, "samples": point.samples, **report.to_dict(), "usage": usage, **adaptive}
         store.write_point_results(point, scored, metrics)
         summary_points.append({
             "point": point.key, "budget": point.budget, "extensions": point.extensions, "suffix": point.suffix,
+            "samples": point.samples,
             "strict": report.modes["strict"].to_dict(), "reference": report.modes["reference"].to_dict(),
             "disagreement": report.disagreement.count, "usage": usage, **adaptive,
         })
@@ -180,8 +222,30 @@ def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], item
     return summary if comparisons is None else summary | {"early_exit": comparisons}
 
 
+def _scoring_record(point: GridPoint, row: dict[str, Any]) -> dict[str, Any]:
+    return row if point.samples == 1 else row | {"uid": f"{row['uid']}#{row['sample']}"}
+
+
+def scored_row(point: GridPoint, row: dict[str, Any], strict: ScoredRow, reference: ScoredRow) -> dict[str, Any]:
+    """One line of scored.jsonl: a prediction's letter, rule and correctness in both modes, the
+    answer read's probability of each letter, the generation's tokens, and the read's own tokens
+    (instrumentation: counted only where a policy uses the read, as the weighted vote does)."""
+    sample = {"sample": row["sample"]} if point.samples > 1 else {}
+    return {"uid": row["uid"], **sample, "source": row["source"], "answer_idx": row["answer_idx"],
+            "strict_letter": strict.letter, "strict_rule": strict.rule, "strict_correct": strict.correct,
+            "reference_letter": reference.letter, "reference_rule": reference.rule,
+            "reference_correct": reference.correct, "tokens": generation_tokens(row), "read_tokens": read_tokens(row),
+            "confidence_strict": answer_confidence(row, strict.letter),
+            "confidence_reference": answer_confidence(row, reference.letter)}
+
+
 def token_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Token use over a point's predictions (every sample counts); total_tokens_mean is per item:
+    all its samples' thinking, answer and probe tokens."""
     thinking = [r["thinking_tokens"] for r in rows]
+    per_item: dict[str, int] = {}
+    for row in rows:
+        per_item[row["uid"]] = per_item.get(row["uid"], 0) + generation_tokens(row)
     return {
         "thinking_tokens_mean": statistics.fmean(thinking) if thinking else 0.0,
         "thinking_tokens_median": statistics.median(thinking) if thinking else 0.0,
@@ -193,6 +257,7 @@ def token_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "thinking_end": {end: sum(r["thinking_end"] == end for r in rows) for end in sorted({str(r["thinking_end"]) for r in rows})},
         "errors": sum(1 for r in rows if r.get("error")),
         "thinking_tokens": thinking,
+        "total_tokens_mean": statistics.fmean(per_item.values()) if per_item else 0.0,
     } | early_exit_usage(rows)
 
 

@@ -5,13 +5,17 @@
       run.json               identity hash, m1 version, created/finished times, the labels file
                              and its sha256 (with domains=)
       items.jsonl            the sampled items, in order
-      points/<key>/predictions.jsonl   one line per finished item, appended and fsynced
-      points/<key>/scored.jsonl        per item: letter and rule in both modes
+      points/<key>/predictions.jsonl   one line per finished item (per item and sample when N > 1),
+                                       appended and fsynced
+      points/<key>/timing.jsonl        one line per generate call: {"seconds", "generations"}
+      points/<key>/scored.jsonl        per prediction: letter, rule and confidence in both modes
       points/<key>/metrics.json        both modes' metrics, token use, timing
       metrics.json           every grid point's summary, for reports
 
-`predictions.jsonl` is in the schema `m1 score` reads. A line cut short by `kill -9` is ignored
-when resuming, and its item is generated again. Opening a run directory that holds a different
+`predictions.jsonl` is in the schema `m1 score` reads; rows of points with several samples per
+item also carry `"sample"` (0-based), and a prediction is the pair (uid, sample), sample 0 for
+rows without one. A line cut short by `kill -9` is ignored when resuming, and its prediction is
+generated again. Opening a run directory that holds a different
 config is refused, so results of two configs never mix.
 """
 
@@ -68,18 +72,32 @@ class RunStore:
     def predictions_path(self, point: GridPoint) -> Path:
         return self.point_dir(point) / "predictions.jsonl"
 
-    def finished_uids(self, point: GridPoint) -> set[str]:
-        return {row["uid"] for row in read_jsonl_tolerant(self.predictions_path(point))}
+    def finished(self, point: GridPoint) -> set[tuple[str, int]]:
+        """The (uid, sample) pairs that have a complete row."""
+        return {prediction_key(row) for row in read_jsonl_tolerant(self.predictions_path(point))}
 
     def append_prediction(self, point: GridPoint, row: dict[str, Any]) -> None:
         append_jsonl(self.predictions_path(point), [row])
 
     def predictions(self, point: GridPoint) -> list[dict[str, Any]]:
-        """Finished rows, one per uid (a line written twice around a crash counts once)."""
-        rows: dict[str, dict[str, Any]] = {}
+        """Finished rows, one per (uid, sample) (a line written twice around a crash counts once),
+        in item order (items.jsonl), then sample order, whatever order they finished in."""
+        rows: dict[tuple[str, int], dict[str, Any]] = {}
         for row in read_jsonl_tolerant(self.predictions_path(point)):
-            rows.setdefault(row["uid"], row)
-        return list(rows.values())
+            rows.setdefault(prediction_key(row), row)
+        position = {row["uid"]: number for number, row in enumerate(read_jsonl_tolerant(self.root / "items.jsonl"))}
+        return sorted(rows.values(), key=lambda row: (position.get(row["uid"], len(position)), row.get("sample", 0)))
+
+    # ------------------------------------------------------------------ wall time
+
+    def record_timing(self, point: GridPoint, seconds: float, generations: int) -> None:
+        append_jsonl(self.point_dir(point) / "timing.jsonl",
+                     [{"seconds": round(seconds, 6), "generations": generations}])
+
+    def wall_seconds(self, point: GridPoint) -> float:
+        """Seconds the point's generate calls took, summed over every run that worked on it (a call
+        cut short by a crash is not counted: its line was never written)."""
+        return sum(row["seconds"] for row in read_jsonl_tolerant(self.point_dir(point) / "timing.jsonl"))
 
     def repair(self, point: GridPoint) -> None:
         """Drop a final line cut short by a crash, so that appends start on a fresh line."""
@@ -102,6 +120,11 @@ class RunStore:
         info = json.loads(run_file.read_text())
         info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         atomic_write_json(run_file, info)
+
+
+def prediction_key(row: dict[str, Any]) -> tuple[str, int]:
+    """What a predictions row answers: (uid, sample), sample 0 for rows of one-sample points."""
+    return row["uid"], row.get("sample", 0)
 
 
 def _without_secrets(config: EvalConfig) -> EvalConfig:
