@@ -13,7 +13,8 @@ from m1.data.items import MCQItem
 from m1.engine.controller import GenerationRecord
 from m1.engine.policy import EarlyExit
 from m1.evaluation.config import EvalConfig
-from m1.evaluation.runner import prediction_row, token_usage
+from m1.evaluation.results import token_usage
+from m1.evaluation.runner import prediction_row
 
 REPO = Path(__file__).resolve().parents[2]
 EXITING = "{method: confidence, threshold: 0.9, every: 64}"

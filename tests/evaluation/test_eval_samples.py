@@ -15,8 +15,8 @@ from m1.data.errors import DataError
 from m1.data.items import MCQItem
 from m1.engine.controller import GenerationRecord
 from m1.evaluation.config import EvalConfig, GridPoint, sample_seed
-from m1.evaluation.runner import (answer_confidence, pending_predictions, prediction_row, read_tokens, score_run,
-                                  token_usage)
+from m1.evaluation.results import answer_confidence, read_tokens, score_run, token_usage
+from m1.evaluation.runner import pending_predictions, prediction_row
 from m1.evaluation.store import RunStore
 from m1.scoring import build_report, prediction_from_record
 
@@ -164,7 +164,7 @@ def test_store_resumes_per_sample_in_item_then_sample_order(tmp_path: Path) -> N
     store.append_prediction(point, {"uid": "q1", "sample": 1, "reply": "q1/1"})
     assert ("q1", 1) in store.finished(point) and len(store.predictions(point)) == 5
 
-    assert store.wall_seconds(point) == 0
+    assert store.wall_seconds(point) is None  # never timed: unknown, not zero
     store.record_timing(point, 1.25, 4)
     store.record_timing(point, 0.5, 2)
     assert store.wall_seconds(point) == pytest.approx(1.75)

@@ -30,7 +30,8 @@ from m1.evaluation.report import (
     t_quantile,
     write_report,
 )
-from m1.evaluation.runner import prediction_row, score_run
+from m1.evaluation.results import score_run
+from m1.evaluation.runner import prediction_row
 from m1.evaluation.store import RunStore
 from m1.scoring import wilson_interval
 

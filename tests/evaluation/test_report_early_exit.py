@@ -24,7 +24,8 @@ from m1.evaluation.report import (
     settling_points,
     write_report,
 )
-from m1.evaluation.runner import prediction_row, score_run
+from m1.evaluation.results import score_run
+from m1.evaluation.runner import prediction_row
 from m1.evaluation.store import RunStore
 
 OPTIONS = {"A": "Liver", "B": "Kidney", "C": "Heart", "D": "Lung"}

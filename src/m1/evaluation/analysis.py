@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from m1.evaluation.calibration import Judged, calibration
+from m1.evaluation.calibration import TARGET, Judged, calibration
 from m1.evaluation.config import GridPoint
 from m1.evaluation.flips import neighbour_pairs, pair_flips
 from m1.evaluation.frontier import Policy, breakdown, cheapest_by_group, cheapest_within, pareto_frontier
@@ -46,14 +46,15 @@ class Sections:
     frontier: dict[str, dict[str, Any]] = field(default_factory=dict)  # mode -> {"pareto", "cheapest"}
     flips: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # point key -> mode -> calibration
+    target: float = TARGET  # the accuracy the calibration's selective threshold aims at
 
     def to_dict(self) -> dict[str, Any]:
         return {"policies": self.policies, "frontier": self.frontier, "flips": self.flips}
 
 
 def analyse(points: Sequence[GridPoint], scored: Mapping[str, Rows], wall_seconds: Mapping[str, float],
-            groupings: Mapping[str, Mapping[str, str]], *, target: float = 0.9) -> Sections:
-    sections = Sections()
+            groupings: Mapping[str, Mapping[str, str]], *, target: float = TARGET) -> Sections:
+    sections = Sections(target=target)
     answers, costed = {}, {mode: [] for mode in MODES}
     for point in points:
         rows = scored[point.key]

@@ -94,10 +94,12 @@ class RunStore:
         append_jsonl(self.point_dir(point) / "timing.jsonl",
                      [{"seconds": round(seconds, 6), "generations": generations}])
 
-    def wall_seconds(self, point: GridPoint) -> float:
+    def wall_seconds(self, point: GridPoint) -> float | None:
         """Seconds the point's generate calls took, summed over every run that worked on it (a call
-        cut short by a crash is not counted: its line was never written)."""
-        return sum(row["seconds"] for row in read_jsonl_tolerant(self.point_dir(point) / "timing.jsonl"))
+        cut short by a crash is not counted: its line was never written); None for a point generated
+        before m1 timed points (unknown, not zero)."""
+        path = self.point_dir(point) / "timing.jsonl"
+        return sum(row["seconds"] for row in read_jsonl_tolerant(path)) if path.exists() else None
 
     def repair(self, point: GridPoint) -> None:
         """Drop a final line cut short by a crash, so that appends start on a fresh line."""

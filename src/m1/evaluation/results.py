@@ -1,0 +1,158 @@
+"""Scoring a finished run: every grid point in both modes, then the run summary (metrics.json).
+
+    summary = score_run(config, store, config.grid_points(), items)     # m1 eval calls it last
+
+Per point: each prediction scored strict and reference (`m1.scoring`), scored.jsonl (letters,
+rules, tokens, the answer read's probability of the extracted letter), token use and wall time.
+A point with N samples is scored over all its samples here (each sample one prediction: the
+accuracy of a single sample); its votes are policies of the summary. Then the run's
+compute-optimal sections (`m1.evaluation.analysis`): every policy's accuracy against its cost,
+the Pareto frontier and the cheapest policy within 1 point of the best (overall, per source, per
+MeSH domain when the run has a labels file), the answer flips between neighbouring points, and
+each point's calibration; and with early exit, each early-exit point against its fixed budget
+(`m1.evaluation.early_exit`), reading sample 0 of every item.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from m1.data.errors import DataError
+from m1.data.items import MCQItem
+from m1.evaluation.analysis import analyse
+from m1.evaluation.config import EvalConfig, GridPoint
+from m1.evaluation.domains import load_labels
+from m1.evaluation.early_exit import compare_with_fixed, settling_curves
+from m1.evaluation.store import RunStore
+from m1.scoring import ScoredRow, build_report, prediction_from_record, score_predictions
+
+
+def generation_tokens(row: dict[str, Any]) -> int:
+    """What one generation cost in tokens: thinking, answer and early exit's probes."""
+    return row["thinking_tokens"] + row["answer_tokens"] + row.get("probe_tokens", 0)
+
+
+def read_tokens(row: dict[str, Any]) -> int:
+    """Tokens the answer read cost beyond the generation (none when it reused an early-exit probe)."""
+    read = row.get("answer_read")
+    return 0 if not read or read.get("reused") else read["tokens"]
+
+
+def answer_confidence(row: dict[str, Any], letter: str | None) -> float | None:
+    """The probability the answer read gave `letter` (a mode's extracted letter): None without a
+    read of the letters, 0.0 when the scorer found no letter."""
+    letters = (row.get("answer_read") or {}).get("letters")
+    if not letters:
+        return None
+    return 0.0 if letter is None else letters.get(letter, 0.0)
+
+
+
+
+def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], items: list[MCQItem]) -> dict[str, Any]:
+    """Score every grid point in both modes; the summary is what reports read."""
+    wanted = {item.uid for item in items}
+    order = [(item.uid, item.source) for item in items]
+    rows_by_key: dict[str, dict[str, dict[str, Any]]] = {}
+    scored_by_key: dict[str, dict[str, dict[str, Any]]] = {}
+    summary_points, scored_lists = [], {}
+    for point in points:
+        rows = [r for r in store.predictions(point) if r["uid"] in wanted]
+        expected = len(wanted) * point.samples
+        if len(rows) < expected:
+            raise DataError.at(store.predictions_path(point), "", "",
+                               f"{expected - len(rows)} of {expected} predictions missing",
+                               "run the same command again to finish the run")
+        where = store.predictions_path(point)
+        # The scorers join the two modes by uid: each sample of an item is its own prediction there.
+        prediction_rows = [prediction_from_record(where, number, _scoring_record(point, row))
+                           for number, row in enumerate(rows, start=1)]
+        report = build_report(prediction_rows)
+        strict = score_predictions(prediction_rows, "strict")
+        reference = score_predictions(prediction_rows, "reference")
+        scored = scored_lists[point.key] = [scored_row(point, row, s, r) for row, s, r in zip(rows, strict, reference)]
+        wall = store.wall_seconds(point)
+        usage = token_usage(rows) | {"wall_seconds": wall,
+                                     "wall_seconds_per_item": None if wall is None else wall / len(wanted)}
+        rows_by_key[point.key] = {row["uid"]: row for row in rows if row.get("sample", 0) == 0}
+        scored_by_key[point.key] = {row["uid"]: row for row in scored if row.get("sample", 0) == 0}
+        adaptive = {} if point.early_exit is None else {
+            "early_exit": point.early_exit.model_dump(mode="json"),
+            "settling": settling_curves(point, rows_by_key[point.key], scored_by_key[point.key], order)}
+        metrics = {"point": point.key, "budget": point.budget, "extensions": point.extensions,
+                   "suffix": point.suffix, "samples": point.samples, **report.to_dict(), "usage": usage, **adaptive}
+        store.write_point_results(point, scored, metrics)
+        summary_points.append({
+            "point": point.key, "budget": point.budget, "extensions": point.extensions, "suffix": point.suffix,
+            "samples": point.samples,
+            "strict": report.modes["strict"].to_dict(), "reference": report.modes["reference"].to_dict(),
+            "disagreement": report.disagreement.count, "usage": usage, **adaptive,
+        })
+    summary = {"run": store.root.name, "model": config.model, "backend": config.backend, "preset": config.preset,
+               "items": len(items), "points": summary_points}
+    groupings = {"sources": {item.uid: item.source for item in items}}
+    if config.domains is not None:
+        labels = load_labels(config.domains)
+        groupings["domains"] = {uid: labels.names[uid] for uid in wanted if uid in labels.names}
+        summary["domains"] = labels.coverage(item.uid for item in items)
+    walls = {p.key: wall for p in points if (wall := store.wall_seconds(p)) is not None}
+    sections = analyse(points, scored_lists, walls, groupings)
+    for entry in summary_points:
+        if entry["point"] in sections.calibration:
+            entry["calibration"] = sections.calibration[entry["point"]]
+    summary |= sections.to_dict() | {"calibration_target": sections.target}
+    comparisons = compare_with_fixed(points, rows_by_key, scored_by_key, order, seed=config.seed)
+    return summary if comparisons is None else summary | {"early_exit": comparisons}
+
+
+def _scoring_record(point: GridPoint, row: dict[str, Any]) -> dict[str, Any]:
+    return row if point.samples == 1 else row | {"uid": f"{row['uid']}#{row['sample']}"}
+
+
+def scored_row(point: GridPoint, row: dict[str, Any], strict: ScoredRow, reference: ScoredRow) -> dict[str, Any]:
+    """One line of scored.jsonl: a prediction's letter, rule and correctness in both modes, the
+    answer read's probability of each letter, the generation's tokens, and the read's own tokens
+    (instrumentation: counted only where a policy uses the read, as the weighted vote does)."""
+    sample = {"sample": row["sample"]} if point.samples > 1 else {}
+    return {"uid": row["uid"], **sample, "source": row["source"], "answer_idx": row["answer_idx"],
+            "strict_letter": strict.letter, "strict_rule": strict.rule, "strict_correct": strict.correct,
+            "reference_letter": reference.letter, "reference_rule": reference.rule,
+            "reference_correct": reference.correct, "tokens": generation_tokens(row), "read_tokens": read_tokens(row),
+            "confidence_strict": answer_confidence(row, strict.letter),
+            "confidence_reference": answer_confidence(row, reference.letter)}
+
+
+def token_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Token use over a point's predictions (every sample counts); total_tokens_mean is per item:
+    all its samples' thinking, answer and probe tokens."""
+    thinking = [r["thinking_tokens"] for r in rows]
+    per_item: dict[str, int] = {}
+    for row in rows:
+        per_item[row["uid"]] = per_item.get(row["uid"], 0) + generation_tokens(row)
+    return {
+        "thinking_tokens_mean": statistics.fmean(thinking) if thinking else 0.0,
+        "thinking_tokens_median": statistics.median(thinking) if thinking else 0.0,
+        "thinking_tokens_max": max(thinking, default=0),
+        "answer_tokens_mean": statistics.fmean(r["answer_tokens"] for r in rows) if rows else 0.0,
+        "inserted_tokens_mean": statistics.fmean(r["inserted_tokens"] for r in rows) if rows else 0.0,
+        "extensions_used_mean": statistics.fmean(r["extensions_used"] for r in rows) if rows else 0.0,
+        "budget_hit_rate": sum(r["thinking_end"] == "budget_reached" for r in rows) / len(rows) if rows else 0.0,
+        "thinking_end": {end: sum(r["thinking_end"] == end for r in rows) for end in sorted({str(r["thinking_end"]) for r in rows})},
+        "errors": sum(1 for r in rows if r.get("error")),
+        "thinking_tokens": thinking,
+        "total_tokens_mean": statistics.fmean(per_item.values()) if per_item else 0.0,
+    } | early_exit_usage(rows)
+
+
+def early_exit_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What probing cost and how often it ended thinking (only for rows that carry probes)."""
+    probed = [r for r in rows if "probes" in r]
+    if not probed:
+        return {}
+    return {
+        "probes_mean": statistics.fmean(len(r["probes"]) for r in probed),
+        "probe_tokens_mean": statistics.fmean(r["probe_tokens"] for r in probed),
+        "probe_seconds_mean": statistics.fmean(r["probe_seconds"] for r in probed),
+        "early_exit_rate": sum(r["thinking_end"] == "early_exit" for r in probed) / len(probed),
+    }
