@@ -469,15 +469,18 @@ def train(
 
 def summary_table(summary: dict[str, Any]) -> Table:
     """Accuracy per grid point: micro and macro in strict mode, reference micro, thinking used."""
-    table = Table(title=escape(f"{summary['model']} — {summary['items']} items"))
+    from m1.evaluation.summary import RunSummary
+
+    run = RunSummary.of(summary)
+    table = Table(title=escape(f"{run.model} — {run.items} items"))
     for column in ("grid point", "strict micro %", "strict macro %", "no answer %", "reference micro %",
                    "thinking tokens (mean)", "budget hit %"):
         table.add_column(column, justify="left" if column == "grid point" else "right")
-    for point in summary["points"]:
-        strict, reference, usage = point["strict"], point["reference"], point["usage"]
-        table.add_row(point["point"], f"{100 * strict['micro']['accuracy']:.1f}", f"{100 * strict['macro']['accuracy']:.1f}",
-                      f"{100 * strict['no_answer_rate']:.1f}", f"{100 * reference['micro']['accuracy']:.1f}",
-                      f"{usage['thinking_tokens_mean']:.0f}", f"{100 * usage['budget_hit_rate']:.0f}")
+    for point in run.points:
+        strict, reference, usage = point.strict, point.reference, point.usage
+        table.add_row(point.point, f"{100 * strict.micro.accuracy:.1f}", f"{100 * strict.macro.accuracy:.1f}",
+                      f"{100 * strict.no_answer_rate:.1f}", f"{100 * reference.micro.accuracy:.1f}",
+                      f"{usage.thinking_tokens_mean:.0f}", f"{100 * usage.budget_hit_rate:.0f}")
     return table
 
 

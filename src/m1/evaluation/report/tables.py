@@ -1,0 +1,220 @@
+"""The report's tables, as data both renderers (HTML, Markdown) share: runs, the summary per grid
+point, accuracy and no-answer rate by source, thinking-token use, the paper comparison at
+B = 4096, and early exit against the fixed budget.
+
+    table = summary_table(runs, "strict")
+    table.header, table.rows          # cell text, numbers already formatted
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from m1.evaluation.early_exit import difference_text
+from m1.evaluation.paper import (
+    BENCHMARK_OF_SOURCE,
+    PAPER_BUDGET,
+    PAPER_MODELS,
+    PAPER_TOLERANCE,
+    paper_accuracy,
+    paper_model_for,
+)
+from m1.evaluation.report.load import MACRO, MICRO, PANEL_TITLES, PointResult, RunResult
+from m1.evaluation.report.text import budget_text, early_exit_rule, number, p_value, pct, with_ci
+
+
+@dataclass
+class TableData:
+    """A table both renderers share: header, rows of cell text, right-aligned columns by index."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    numeric: set[int] = field(default_factory=set)
+    rule_before: set[int] = field(default_factory=set)  # row indices that start a new section
+    note: str = ""
+
+
+def runs_table(runs: Sequence[RunResult]) -> TableData:
+    rows = [[run.label, run.model, run.backend, run.preset, str(run.items), str(len(run.points)), str(run.path)]
+            for run in runs]
+    return TableData("Runs", ["run", "model", "backend", "preset", "items", "grid points", "directory"], rows,
+                     numeric={4, 5})
+
+
+def _rows_per_point(runs: Sequence[RunResult], cells: Any) -> tuple[list[list[str]], set[int], int]:
+    """One row per grid point of every run (a run column and section rules when there are several);
+    returns the rows, the rule positions and how many leading columns the run label takes."""
+    several = len(runs) > 1
+    rows: list[list[str]] = []
+    rules: set[int] = set()
+    for run in runs:
+        if several and rows:
+            rules.add(len(rows))
+        rows += [([run.label] if several else []) + cells(point) for point in run.points]
+    return rows, rules, 1 if several else 0
+
+
+def summary_table(runs: Sequence[RunResult], mode: str) -> TableData:
+    """Grid point × micro and macro accuracy, no-answer rate and thinking tokens: the README table."""
+    def cells(point: PointResult) -> list[str]:
+        usage = point.usage
+        return [point.key, budget_text(point.budget), str(point.extensions), with_ci(point.score(MICRO)),
+                with_ci(point.score(MACRO)), pct(point.no_answer_rate), f"{usage.thinking_tokens_mean:.0f}",
+                "—" if point.budget is None else pct(usage.budget_hit_rate)]
+
+    rows, rules, first = _rows_per_point(runs, cells)
+    header = (["run"] if first else []) + ["point", "budget", "Wait", "micro acc % (95 % CI)",
+                                           "macro acc % (95 % CI)", "no answer %", "thinking tokens (mean)",
+                                           "budget hit %"]
+    return TableData(f"Summary ({mode} extraction)", header, rows, numeric=set(range(first + 1, len(header))),
+                     rule_before=rules)
+
+
+def source_table(run: RunResult, sources: Sequence[str], mode: str) -> TableData:
+    """One run: a row per source (accuracy and 95 % interval at every grid point), then the averages."""
+    header = ["source", "n"] + [point.key for point in run.points]
+    rows = []
+    for source in sources:
+        counts = {s.n for s in (p.score(source) for p in run.points) if s is not None}
+        rows.append([source, "/".join(str(c) for c in sorted(counts)) or "0"]
+                    + [with_ci(point.score(source)) for point in run.points])
+    rule = len(rows)
+    rows.append([PANEL_TITLES[MICRO], str(run.items)] + [with_ci(p.score(MICRO)) for p in run.points])
+    rows.append([PANEL_TITLES[MACRO], str(len(sources))] + [with_ci(p.score(MACRO)) for p in run.points])
+    rows.append(["no answer %", ""] + [pct(p.no_answer_rate) for p in run.points])
+    return TableData(f"Accuracy % by source — {run.label} ({mode} extraction)", header, rows,
+                     numeric=set(range(1, len(header))), rule_before={rule},
+                     note="Cells: accuracy (95 % interval; Wilson per source and micro, normal for macro). "
+                          "An item without an answer counts as wrong.")
+
+
+def no_answer_table(run: RunResult, sources: Sequence[str], mode: str) -> TableData:
+    header = ["source"] + [point.key for point in run.points]
+    rows = []
+    for source in sources:
+        rates = [point.source_no_answer(source) for point in run.points]
+        rows.append([source] + ["—" if rate is None else pct(rate) for rate in rates])
+    rows.append(["all items"] + [pct(p.no_answer_rate) for p in run.points])
+    return TableData(f"No-answer rate % by source — {run.label} ({mode} extraction)", header, rows,
+                     numeric=set(range(1, len(header))), rule_before={len(sources)})
+
+
+def usage_table(runs: Sequence[RunResult]) -> TableData:
+    def cells(point: PointResult) -> list[str]:
+        usage = point.usage
+        ends = ", ".join(f"{end} {count}" for end, count in usage.thinking_end.items())
+        return [point.key, budget_text(point.budget), f"{usage.thinking_tokens_mean:.0f}",
+                f"{usage.thinking_tokens_median:.0f}", str(usage.thinking_tokens_max),
+                "—" if point.budget is None else pct(usage.budget_hit_rate),
+                f"{usage.extensions_used_mean:.2f}", ends or "—", str(usage.errors)]
+
+    rows, rules, first = _rows_per_point(runs, cells)
+    header = (["run"] if first else []) + ["point", "budget", "thinking tokens mean", "median", "max",
+                                           "budget hit %", "Wait used (mean)", "thinking ended by", "errors"]
+    return TableData("Thinking tokens", header, rows, numeric={first + i for i in (2, 3, 4, 5, 6, 8)},
+                     rule_before=rules)
+
+
+def paper_point(run: RunResult) -> PointResult | None:
+    """The run's point comparable with the paper: B = 4096, no extensions, the first prompt suffix,
+    one sample, no early exit."""
+    return next((p for p in run.points if p.budget == PAPER_BUDGET and p.extensions == 0 and p.suffix_index == 0
+                 and p.early_exit_index == 0 and p.samples == 1), None)
+
+
+def paper_table(runs: Sequence[RunResult], sources: Sequence[str], mode: str) -> TableData | None:
+    """Our accuracy at B = 4096 beside the paper's, per source the paper reports; None if no run has it."""
+    compared = [(run, point) for run in runs if (point := paper_point(run)) is not None]
+    shared = [source for source in sources if source in BENCHMARK_OF_SOURCE]
+    if not compared or not shared:
+        return None
+    matched = {run.label: paper_model_for(run.model) for run, _ in compared}
+    header = ["source", "paper's name"] + [f"paper {model}" for model in PAPER_MODELS]
+    header += [f"{run.label} (ours)" for run, _ in compared]
+    header += [f"{run.label} − paper {matched[run.label]}" for run, _ in compared if matched[run.label]]
+    rows = []
+    for source in shared:
+        paper = paper_accuracy(source)
+        ours = [point.score(source) for _, point in compared]
+        row = [source, BENCHMARK_OF_SOURCE[source]] + [f"{paper[model]:.0f}" for model in PAPER_MODELS]
+        row += [with_ci(score) for score in ours]
+        for (run, _), score in zip(compared, ours):
+            if matched[run.label]:
+                row.append("—" if score is None else f"{100 * score.accuracy - paper[matched[run.label]]:+.1f}")
+        rows.append(row)
+    note = (f"The paper's numbers are read off its figure at B = {PAPER_BUDGET} (±{PAPER_TOLERANCE:.0f} point) and "
+            "were scored with its own grader, which guesses when a reply has no answer")
+    note += "." if mode == "reference" else "; the reference extraction mode compares like with like."
+    return TableData(f"Compared with the paper at B = {PAPER_BUDGET}, no extensions ({mode} extraction)", header, rows,
+                     numeric=set(range(2, len(header))), note=note)
+
+
+def _comparison_header(mode: str) -> list[str]:
+    return ["n", "thinking tokens fixed", "thinking tokens early exit", "tokens saved %", "exited early %",
+            "probe tokens (mean)", f"acc % fixed → early exit ({mode})", "Δ strict, points (95 % CI)", "p strict",
+            "Δ reference, points (95 % CI)", "p reference"]
+
+
+def _comparison_cells(group: dict[str, Any], mode: str) -> list[str]:
+    chosen = group.get(mode)
+    accuracy = "—" if chosen is None else f"{pct(chosen['accuracy_b'])} → {pct(chosen['accuracy_a'])}"
+    rate = group.get("early_exit_rate")
+    paired = [(difference_text(group.get(m)), p_value((group.get(m) or {}).get("p_value"))) for m in ("strict", "reference")]
+    return [str(group["items"]), number(group["thinking_tokens_fixed"]), number(group["thinking_tokens_early_exit"]),
+            number(group["tokens_saved_pct"], 1), "—" if rate is None else pct(rate),
+            number(group.get("probe_tokens_mean")), accuracy, *paired[0], *paired[1]]
+
+
+def _compared(run: RunResult) -> list[dict[str, Any]]:
+    """The run's early-exit points that have a fixed-budget point to be compared with."""
+    return [c for c in (run.early_exit or {}).get("comparisons", []) if c.get("fixed")]
+
+
+def early_exit_tables(runs: Sequence[RunResult], mode: str) -> list[TableData]:
+    """Early exit against the fixed budget of the same cap: all items (every run), then by source
+    (one table per run); no tables when no run had early exit."""
+    if not any(run.early_exit for run in runs):
+        return []
+    several = len(runs) > 1
+    head = (["run"] if several else []) + ["point", "fixed point", "early exit"]
+    overall = [([run.label] if several else []) + [c["point"], c["fixed"], early_exit_rule(c["early_exit"])]
+               + _comparison_cells(c["overall"], mode) for run in runs for c in _compared(run)]
+    unpaired = [c["point"] for run in runs for c in (run.early_exit or {}).get("comparisons", []) if not c.get("fixed")]
+    method = next(run.early_exit.get("method", "") for run in runs if run.early_exit)
+    note = ("Same items in both arms. Δ: accuracy with early exit minus accuracy at the fixed budget, in points; "
+            "tokens saved: 1 − mean thinking tokens with early exit / without (probe tokens are counted apart). "
+            f"Statistics: {method}.")
+    if unpaired:
+        note += f" Not compared (the grid has no fixed point of the same cap): {', '.join(unpaired)}."
+    tables = [TableData(f"Early exit versus fixed budget, all items ({mode} accuracy shown)", head
+                        + _comparison_header(mode), overall, numeric=set(range(len(head), len(head) + 11)),
+                        note=note)]
+    for run in runs:
+        rows: list[list[str]] = []
+        rules: set[int] = set()
+        for comparison in _compared(run):
+            if rows:
+                rules.add(len(rows))
+            groups = comparison["sources"] + [comparison["overall"] | {"source": "all items"}]
+            rows += [[comparison["point"], group["source"]] + _comparison_cells(group, mode) for group in groups]
+        if rows:
+            tables.append(TableData(f"Early exit versus fixed budget by source — {run.label}",
+                                    ["point", "source"] + _comparison_header(mode), rows,
+                                    numeric=set(range(2, 13)), rule_before=rules))
+    return tables
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Every table of one report, as both documents place them."""
+
+    runs: TableData
+    summary: TableData
+    usage: TableData
+    sources: list[TableData]  # one per run
+    no_answer: list[TableData]  # one per run
+    paper: TableData | None  # None: no run is comparable with the paper, or no overlay asked for
+    early_exit: list[TableData]  # none without early exit
