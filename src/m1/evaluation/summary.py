@@ -111,9 +111,9 @@ class CalibrationBin(_Section):
 class SelectivePoint(_Section):
     """Answer only the items whose confidence is at least `threshold`."""
 
-    threshold: float
+    threshold: float | None = None  # None at coverage 0, where the curve starts: nothing answered
     coverage: float
-    accuracy: float | None = None  # None at coverage 0
+    accuracy: float | None = None
 
 
 class CalibrationTarget(_Section):
@@ -130,7 +130,7 @@ class Calibration(_Section):
     missing: list[str] = Field(default_factory=list)  # uids of items without a probability
     ece: float | None = None
     bins: list[CalibrationBin] = Field(default_factory=list)
-    selective: list[SelectivePoint] = Field(default_factory=list)
+    selective: list[SelectivePoint] = Field(default_factory=list)  # highest threshold first
     target: CalibrationTarget | None = None
 
 
@@ -158,34 +158,42 @@ class PointSummary(_Section):
 
 
 class GroupScore(_Section):
-    """A policy's accuracy over a group of items (all, a source, a domain), with its cost."""
+    """A policy's accuracy over a group of items (all, a source, a domain), with its cost
+    (`m1.evaluation.frontier.Accuracy.to_dict()`)."""
 
-    correct: int
+    correct: float  # a count; the "sample" aggregation's is a sum of shares of right samples
     n: int
     accuracy: float
     ci_low: float
     ci_high: float
     cost_per_correct: float | None = None  # total tokens / correct; None with none correct
+    tokens_mean: float | None = None  # per item of the group
 
 
 class PolicyScores(_Section):
+    """A policy in one mode: accuracy overall and per group, its cost, and what votes add."""
+
     overall: GroupScore
     sources: dict[str, GroupScore] = Field(default_factory=dict)
     domains: dict[str, GroupScore] = Field(default_factory=dict)
+    tokens_mean: float | None = None
+    wall_seconds_per_item: float | None = None
+    pass_at_k: dict[str, float] | None = None  # votes over several samples only
+    vote_share_mean: float | None = None
 
 
 class Policy(_Section):
-    """One way of answering at a grid point: the point itself, or a vote over its samples."""
+    """One way of answering at a grid point: the point itself, or an aggregation of its samples
+    (`m1.evaluation.analysis`)."""
 
     policy: str  # "B512_K0", or "B512_K0_N4:majority" for an aggregation of samples
     point: str
     aggregation: str  # "single", "sample", "majority", "weighted", "esc<w>"
+    samples: int = 1
     tokens_mean: float
     wall_seconds_per_item: float | None = None
     strict: PolicyScores
     reference: PolicyScores
-    pass_at_k: dict[str, float] | None = None  # votes only
-    vote_share_mean: float | None = None
 
     def mode(self, mode: str) -> PolicyScores:
         return self.strict if mode == "strict" else self.reference

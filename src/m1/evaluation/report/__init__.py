@@ -20,15 +20,27 @@ and the thinking-token use. What it writes, into `out_dir`:
                                  the final answer, against thinking tokens (from observe-mode points
                                  where a run has them)
 
+    accuracy_vs_compute.{png,svg} every policy's accuracy against its tokens per item, the Pareto
+                                 frontier drawn (runs whose summary has `policies`)
+    reliability.{png,svg}        a reliability diagram per grid point whose answer probability was read
+    selective_accuracy.{png,svg} accuracy of the answered items against coverage, the target marked
+
 A run with early-exit grid points also gets the tables of `metrics.json`'s `early_exit` section
 (`m1.evaluation.early_exit`): each early-exit point against the fixed budget of the same cap, per
-source and overall, with the tokens saved and the paired accuracy difference.
+source and overall, with the tokens saved and the paired accuracy difference. The sections of
+issue 14 appear where the summary has their data: accuracy against compute (every policy, the
+frontier, the cheapest policy within 1 point of the best per source, in both extraction modes),
+answer flips between neighbouring grid points (counts with the exact McNemar p, per source and
+domain, and the first 50 flipped items of each pair), calibration (ECE and the confidence
+threshold that reaches `target_accuracy`, default 0.9), and accuracy and tokens by MeSH domain.
 
 Several runs share every figure, one colour and marker per run. The paper's numbers at B = 4096
 (`m1.evaluation.paper`) are drawn as black reference markers unless `paper_overlay=False`.
 
-One module per job: `load` (runs), `stats` (the trend fit), `tables`, `figures`, `html` (Jinja2
-templates in `templates/`), `markdown`, and `write` (the whole report).
+One module per job: `load` (runs), `stats` (the trend fit), `choose` (frontier, cheapest, target
+threshold across runs), `text` (cell formats), `tables`, `figures`, `document` (figures and
+sections as the documents hold them), `html` (Jinja2 templates in `templates/`), `markdown`, and
+`write` (the whole report).
 """
 
 from m1.evaluation.report.figures import (

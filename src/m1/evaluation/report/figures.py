@@ -12,7 +12,6 @@ sample counts and prompt suffixes are lines of their own in another line style.
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 from collections.abc import Sequence
@@ -21,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from m1.evaluation.paper import PAPER_BUDGET, PAPER_MODELS, paper_accuracy
-from m1.evaluation.report.load import MICRO, PANEL_TITLES, PointResult, RunResult
+from m1.evaluation.report.choose import pareto, reaching
+from m1.evaluation.report.load import MICRO, PANEL_TITLES, PointResult, RunResult, calibrated_points, costed_policies
 from m1.evaluation.report.stats import fit_log2_trend
-from m1.evaluation.report.text import early_exit_rule, short_budget
+from m1.evaluation.report.text import early_exit_rule, pct, short_budget
 from m1.io import atomic_write_bytes
 
 RUN_MARKERS = ("o", "s", "^", "D", "v", "<", ">", "h", "p", "8")
@@ -385,15 +385,118 @@ def _error_bars(scored: list) -> Any:
     return np.clip(np.array([low, high]), 0.0, None)
 
 
-@dataclass(frozen=True)
-class DrawnFigure:
-    """A figure as the documents show it: saved as `stem`.png/.svg, embedded from its PNG bytes."""
+# ------------------------------------------------------------------ accuracy against compute, calibration (issue 14)
 
-    stem: str
-    title: str
-    caption: str
-    png: bytes
+AGGREGATION_MARKERS = {"single": "o", "sample": "v", "majority": "s", "weighted": "^"}  # esc<w>: "D"
 
-    @property
-    def png_base64(self) -> str:
-        return base64.b64encode(self.png).decode("ascii")
+
+def frontier_figure(runs: Sequence[RunResult], mode: str) -> Any | None:
+    """Every policy's accuracy (95 % interval) against its mean tokens per item, the Pareto frontier drawn."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    policies = costed_policies(runs)
+    if not policies:
+        return None
+    colours = _colours()
+    figure = Figure(figsize=(9.5, 5.8), layout="constrained")
+    axis = figure.subplots()
+    on_frontier = pareto([p.option(mode) for p in policies])
+    for p in policies:
+        score = p.score(mode)
+        error = np.clip([[100 * (score.accuracy - score.ci_low)], [100 * (score.ci_high - score.accuracy)]], 0, None)
+        axis.errorbar([p.tokens(mode)], [100 * score.accuracy], yerr=error, color=colours[p.run_index % len(colours)],
+                      fmt=AGGREGATION_MARKERS.get(p.policy.aggregation, "D"), markersize=6, capsize=2,
+                      elinewidth=0.8, alpha=0.9)
+    frontier = sorted((p for p in policies if p.name in on_frontier), key=lambda p: p.tokens(mode))
+    axis.plot([p.tokens(mode) for p in frontier], [100 * p.score(mode).accuracy for p in frontier], "--",
+              color="black", linewidth=1.2, zorder=1)
+    several = len(runs) > 1
+    for p in frontier:
+        axis.annotate(p.shown(several), (p.tokens(mode), 100 * p.score(mode).accuracy), textcoords="offset points",
+                      xytext=(4, 5), fontsize="x-small")
+    axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_xlabel("generated tokens per item (mean over items; every sample a policy used)")
+    axis.set_ylabel("accuracy %")
+    axis.grid(alpha=0.3, which="both")
+    _clamp_percent_axis(axis)
+    handles = [Line2D([], [], color=colours[i % len(colours)], marker="o", linestyle="", label=run.label)
+               for i, run in enumerate(runs) if run.policies]
+    shown = sorted({p.policy.aggregation for p in policies})
+    handles += [Line2D([], [], color="grey", marker=AGGREGATION_MARKERS.get(a, "D"), linestyle="", label=a)
+                for a in shown]
+    handles.append(Line2D([], [], color="black", linestyle="--", label="Pareto frontier"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize="small",
+                  frameon=False)
+    figure.suptitle(f"Accuracy against compute ({mode} extraction; bars: 95 % CI)", fontsize="medium")
+    return figure
+
+
+def reliability_figure(runs: Sequence[RunResult]) -> Any | None:
+    """A reliability diagram per calibrated grid point: accuracy per confidence bin against the diagonal."""
+    found = calibrated_points(runs)
+    if not found:
+        return None
+    several = len(runs) > 1
+    titles = [f"{run.label}: {point.key}" if several else point.key for run, point in found]
+    figure, axes = _panel_grid(titles, width=2.6, height=2.5)
+    colours = _colours()
+    for axis, title, (run, point) in zip(axes, titles, found):
+        calibration = point.calibration
+        filled = [b for b in calibration.bins if b.count]
+        colour = colours[runs.index(run) % len(colours)]
+        axis.bar([(b.low + b.high) / 2 for b in filled], [b.accuracy for b in filled],
+                 width=[0.95 * (b.high - b.low) for b in filled], color=colour, alpha=0.6)
+        axis.plot([b.confidence for b in filled], [b.accuracy for b in filled], "o", color="black", markersize=3)
+        axis.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
+        if not filled:
+            _no_data(axis)
+        ece = "" if calibration.ece is None else f" (ECE {calibration.ece:.3f})"
+        axis.set_title(title + ece, fontsize="small")
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1.02)
+        axis.set_xlabel("confidence", fontsize="small")
+        axis.set_ylabel("accuracy", fontsize="small")
+        axis.grid(alpha=0.3)
+    figure.suptitle("Reliability: accuracy per confidence bin (bars), mean confidence (dots), perfect calibration "
+                    "(dotted)", fontsize="medium")
+    return figure
+
+
+def selective_figure(runs: Sequence[RunResult], target: float) -> Any | None:
+    """Selective accuracy against coverage per calibrated point, the target accuracy marked."""
+    from matplotlib.figure import Figure
+
+    found = [(run, point) for run, point in calibrated_points(runs)
+             if any(p.accuracy is not None for p in point.calibration.selective)]
+    if not found:
+        return None
+    colours = _colours()
+    figure = Figure(figsize=(9.5, 5.6), layout="constrained")
+    axis = figure.subplots()
+    several = len(runs) > 1
+    for number, (run, point) in enumerate(found):
+        curve = [p for p in point.calibration.selective if p.accuracy is not None]
+        colour = colours[number % len(colours)]
+        label = f"{run.label}: {point.key}" if several else point.key
+        axis.plot([100 * p.coverage for p in curve], [100 * p.accuracy for p in curve], color=colour, linewidth=1.3,
+                  linestyle=VARIANT_LINESTYLES[runs.index(run) % len(VARIANT_LINESTYLES)], label=label)
+        if (reached := reaching(point.calibration.selective, target)) is not None:
+            axis.plot([100 * reached.coverage], [100 * reached.accuracy], "o", color=colour, markersize=5)
+    axis.axhline(100 * target, color="black", linestyle="--", linewidth=1, label=f"target {pct(target)} %")
+    axis.set_xlim(0, 101)
+    axis.set_xlabel("coverage % (items answered: confidence at or above the threshold)")
+    axis.set_ylabel("accuracy % of the answered items")
+    axis.grid(alpha=0.3)
+    _clamp_percent_axis(axis)
+    handles, labels = axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize="small",
+                  frameon=False)
+    figure.suptitle("Selective accuracy against coverage (dots: the lowest threshold reaching the target)",
+                    fontsize="medium")
+    return figure

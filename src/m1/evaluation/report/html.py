@@ -2,7 +2,7 @@
 rendered from the Jinja2 templates in `templates/` with autoescaping on, so that no label, source
 name or run directory can break the markup.
 
-    text = render_html(runs, "strict", tables, figures, notes)
+    text = render_html(runs, "strict", tables, figures, notes, sections)
 
 `templates/report.html.j2` lays out the sections; `macros.html.j2` draws a table and a figure;
 `style.css` and `check.js` are inlined (the script records load errors on <body> for the
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from m1 import __version__
-from m1.evaluation.report.figures import DrawnFigure
+from m1.evaluation.report.document import DrawnFigure, Section
 from m1.evaluation.report.load import RunResult
 from m1.evaluation.report.tables import Tables
 
@@ -33,8 +33,8 @@ def _environment() -> Any:
 
 
 def render_html(runs: Sequence[RunResult], mode: str, tables: Tables, figures: Sequence[DrawnFigure],
-                notes: Sequence[str]) -> str:
+                notes: Sequence[str], sections: Sequence[Section] = ()) -> str:
     template = _environment().get_template("report.html.j2")
     return template.render(title=", ".join(run.label for run in runs), runs=runs, mode=mode, tables=tables,
-                           figures=figures, notes=notes,
+                           figures=figures, notes=notes, sections=sections,
                            generated=f"{time.strftime('%Y-%m-%d %H:%M')} by m1 {__version__}")

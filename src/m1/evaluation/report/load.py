@@ -16,7 +16,18 @@ from typing import Any
 
 from m1.data.errors import DataError
 from m1.data.suite import SUITE
-from m1.evaluation.summary import Calibration, Domains, Flips, ModeSummary, PointSummary, Policy, RunSummary, Usage
+from m1.evaluation.report.choose import Option
+from m1.evaluation.summary import (
+    Calibration,
+    Domains,
+    Flips,
+    GroupScore,
+    ModeSummary,
+    PointSummary,
+    Policy,
+    RunSummary,
+    Usage,
+)
 from m1.scoring import MODES
 
 MICRO, MACRO = "micro", "macro"  # the two averages, drawn and tabled beside the sources
@@ -98,6 +109,47 @@ class RunResult:
     @property
     def thinking_points(self) -> list[PointResult]:
         return [p for p in self.points if p.budget is not None]
+
+
+@dataclass(frozen=True)
+class Costed:
+    """One policy of one run, as the compute tables and the frontier figure show it."""
+
+    run_index: int
+    run: RunResult
+    policy: Policy
+
+    @property
+    def name(self) -> str:
+        """Unique among every run's policies (the label tells runs apart)."""
+        return f"{self.run.label}: {self.policy.policy}"
+
+    def shown(self, several: bool) -> str:
+        return self.name if several else self.policy.policy
+
+    def score(self, mode: str, kind: str = "overall", group: str | None = None) -> GroupScore | None:
+        scores = self.policy.mode(mode)
+        return scores.overall if kind == "overall" else getattr(scores, kind).get(group)
+
+    def tokens(self, mode: str, kind: str = "overall", group: str | None = None) -> float:
+        """Mean tokens per item of the group; a group's own where the summary has it."""
+        score = self.score(mode, kind, group)
+        if score is not None and score.tokens_mean is not None:
+            return score.tokens_mean
+        return self.policy.mode(mode).tokens_mean or self.policy.tokens_mean
+
+    def option(self, mode: str, kind: str = "overall", group: str | None = None) -> Option | None:
+        score = self.score(mode, kind, group)
+        return None if score is None else Option(self.name, score.accuracy, self.tokens(mode, kind, group))
+
+
+def costed_policies(runs: Sequence[RunResult]) -> list[Costed]:
+    return [Costed(index, run, policy) for index, run in enumerate(runs) for policy in run.policies]
+
+
+def calibrated_points(runs: Sequence[RunResult]) -> list[tuple[RunResult, PointResult]]:
+    """Every run's grid points whose answer probabilities were read, in the runs' order."""
+    return [(run, point) for run in runs for point in run.points if point.calibration is not None]
 
 
 def point_result(point: PointSummary, mode: str) -> PointResult:

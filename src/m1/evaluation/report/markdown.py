@@ -1,7 +1,7 @@
 """report.md: the summary and every table as GitHub Markdown, linking the figures' PNG and SVG
 files beside it, to paste into a README or a pull request.
 
-    text = render_markdown(runs, "strict", tables, figures, notes)
+    text = render_markdown(runs, "strict", tables, figures, notes, sections)
     render_markdown_table(summary_table(runs, "strict"))      # one table
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from m1.evaluation.report.figures import DrawnFigure
+from m1.evaluation.report.document import DrawnFigure, Section
 from m1.evaluation.report.load import RunResult
 from m1.evaluation.report.tables import Tables, TableData
 
@@ -25,7 +25,7 @@ def render_markdown_table(table: TableData) -> str:
 
 
 def render_markdown(runs: Sequence[RunResult], mode: str, tables: Tables, figures: Sequence[DrawnFigure],
-                    notes: Sequence[str]) -> str:
+                    notes: Sequence[str], sections: Sequence[Section] = ()) -> str:
     listed = ", ".join(f"`{run.label}` ({run.model})" for run in runs)
     lines = ["# m1 evaluation report", "",
              f"{len(runs)} run(s): {listed}; {mode} extraction. Accuracy in % with its 95 % interval.", ""]
@@ -35,13 +35,22 @@ def render_markdown(runs: Sequence[RunResult], mode: str, tables: Tables, figure
         if table.note:
             lines.extend([table.note, ""])
 
+    def show(drawn: DrawnFigure) -> None:
+        lines.extend([f"### {drawn.title}", "", f"![{drawn.title}]({drawn.stem}.png)", "",
+                      f"{drawn.caption} ([SVG]({drawn.stem}.svg))", ""])
+
     add(tables.summary)
     lines.extend(f"{note}\n" for note in notes)
     if figures:
         lines.extend(["## Figures", ""])
         for drawn in figures:
-            lines.extend([f"### {drawn.title}", "", f"![{drawn.title}]({drawn.stem}.png)", "",
-                          f"{drawn.caption} ([SVG]({drawn.stem}.svg))", ""])
+            show(drawn)
+    for section in sections:
+        lines.extend([f"## {section.title}", ""] + ([section.intro, ""] if section.intro else []))
+        for drawn in section.figures:
+            show(drawn)
+        for table in section.tables:
+            add(table, "###")
     for table in tables.sources + tables.no_answer:
         add(table)
     add(tables.usage)

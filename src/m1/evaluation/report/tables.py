@@ -21,8 +21,10 @@ from m1.evaluation.paper import (
     paper_accuracy,
     paper_model_for,
 )
-from m1.evaluation.report.load import MACRO, MICRO, PANEL_TITLES, PointResult, RunResult
+from m1.evaluation.report.choose import best, cheapest_within, pareto, reaching
+from m1.evaluation.report.load import MACRO, MICRO, PANEL_TITLES, Costed, PointResult, RunResult, Score, calibrated_points, costed_policies
 from m1.evaluation.report.text import budget_text, early_exit_rule, number, p_value, pct, with_ci
+from m1.evaluation.summary import FlipCounts, GroupScore
 
 
 @dataclass
@@ -103,19 +105,26 @@ def no_answer_table(run: RunResult, sources: Sequence[str], mode: str) -> TableD
 
 
 def usage_table(runs: Sequence[RunResult]) -> TableData:
+    # Total tokens and wall time per item came with issue 14; runs scored before have neither.
+    costed = any(p.usage.total_tokens_mean is not None for run in runs for p in run.points)
+
     def cells(point: PointResult) -> list[str]:
         usage = point.usage
         ends = ", ".join(f"{end} {count}" for end, count in usage.thinking_end.items())
-        return [point.key, budget_text(point.budget), f"{usage.thinking_tokens_mean:.0f}",
-                f"{usage.thinking_tokens_median:.0f}", str(usage.thinking_tokens_max),
-                "—" if point.budget is None else pct(usage.budget_hit_rate),
-                f"{usage.extensions_used_mean:.2f}", ends or "—", str(usage.errors)]
+        row = [point.key, budget_text(point.budget), f"{usage.thinking_tokens_mean:.0f}",
+               f"{usage.thinking_tokens_median:.0f}", str(usage.thinking_tokens_max),
+               "—" if point.budget is None else pct(usage.budget_hit_rate),
+               f"{usage.extensions_used_mean:.2f}", ends or "—", str(usage.errors)]
+        return row + ([number(usage.total_tokens_mean), number(usage.wall_seconds_per_item, 2)] if costed else [])
 
     rows, rules, first = _rows_per_point(runs, cells)
     header = (["run"] if first else []) + ["point", "budget", "thinking tokens mean", "median", "max",
                                            "budget hit %", "Wait used (mean)", "thinking ended by", "errors"]
-    return TableData("Thinking tokens", header, rows, numeric={first + i for i in (2, 3, 4, 5, 6, 8)},
-                     rule_before=rules)
+    numeric = {first + i for i in (2, 3, 4, 5, 6, 8)}
+    if costed:
+        header += ["total tokens per item (all samples)", "wall s per item"]
+        numeric |= {first + 9, first + 10}
+    return TableData("Thinking tokens", header, rows, numeric=numeric, rule_before=rules)
 
 
 def paper_point(run: RunResult) -> PointResult | None:
@@ -218,3 +227,205 @@ class Tables:
     no_answer: list[TableData]  # one per run
     paper: TableData | None  # None: no run is comparable with the paper, or no overlay asked for
     early_exit: list[TableData]  # none without early exit
+
+
+# ------------------------------------------------------------------ accuracy against compute (issue 14)
+
+
+def _ci(score: GroupScore | None) -> str:
+    return "—" if score is None else with_ci(Score(score.accuracy, score.ci_low, score.ci_high, score.n))
+
+
+def frontier_table(runs: Sequence[RunResult], mode: str) -> TableData | None:
+    """Every policy of every run, cheapest first: accuracy, cost, and whether it is on the frontier."""
+    policies = costed_policies(runs)
+    if not policies:
+        return None
+    on_frontier = pareto([p.option(mode) for p in policies])
+    several = len(runs) > 1
+    rows = []
+    for p in sorted(policies, key=lambda p: (p.tokens(mode), p.name)):
+        score, wall = p.score(mode), p.policy.mode(mode).wall_seconds_per_item
+        cost = "—" if score.cost_per_correct is None else f"{score.cost_per_correct:.0f}"
+        rows.append(([p.run.label] if several else []) + [
+            p.policy.policy, p.policy.aggregation, str(p.policy.samples), _ci(score), f"{p.tokens(mode):.0f}",
+            number(wall, 2), cost, "yes" if p.name in on_frontier else ""])
+    first = 1 if several else 0
+    header = (["run"] if several else []) + ["policy", "aggregation", "samples", "accuracy % (95 % CI)",
+                                             "tokens per item", "wall s per item", "tokens per correct",
+                                             "on the frontier"]
+    return TableData(f"Accuracy against compute, every policy ({mode} extraction)", header, rows,
+                     numeric={first + i for i in (2, 3, 4, 5, 6)},
+                     note="Tokens: generated per item over every sample a policy used (thinking, answer and "
+                          "early-exit probes). On the frontier: no other policy shown is at least as accurate "
+                          "for at most as many tokens (one of the two strictly). Accuracy with its 95 % Wilson "
+                          "interval; an item without an answer counts as wrong.")
+
+
+def cheapest_table(runs: Sequence[RunResult], kind: str, groups: Sequence[str], mode: str,
+                   title: str) -> TableData | None:
+    """Per group (source or domain), then all items: the best policy and the cheapest within 1 point of it."""
+    policies = costed_policies(runs)
+    if not policies:
+        return None
+    several = len(runs) > 1
+    by_name = {p.name: p for p in policies}
+    rows = []
+    for group in [*groups, None]:
+        options = [o for p in policies if (o := p.option(mode, kind if group else "overall", group)) is not None]
+        top, cheap = best(options), cheapest_within(options)
+        if top is None:
+            continue
+        chosen = by_name[cheap.name]
+        score = chosen.score(mode, kind if group else "overall", group)
+        saved = 100 * (1 - cheap.tokens / top.tokens) if top.tokens else None
+        rows.append([group or "all items", str(score.n), by_name[top.name].shown(several), pct(top.accuracy),
+                     chosen.shown(several), _ci(score), f"{cheap.tokens:.0f}", number(saved, 1)])
+    header = [kind[:-1] if kind != "overall" else "group", "n", "best policy", "best acc %",
+              "cheapest within 1 point", "its acc % (95 % CI)", "its tokens per item", "tokens saved vs best %"]
+    return TableData(title, header, rows, numeric={1, 3, 5, 6, 7}, rule_before={len(rows) - 1} if len(rows) > 1 else set(),
+                     note="Cheapest within 1 point: of the policies whose accuracy is at least the best minus 1 "
+                          "point, the one with the fewest tokens per item of the group (ties by name).")
+
+
+# ------------------------------------------------------------------ answer flips (issue 14)
+
+FLIPPED_SHOWN = 50  # flipped items listed per pair; metrics.json has them all
+
+
+def _answer(letter: str | None) -> str:
+    return "no answer" if letter is None else letter
+
+
+def _flip_cells(counts: FlipCounts) -> list[str]:
+    return [str(counts.n), str(counts.right_to_wrong), str(counts.wrong_to_right), str(counts.both_right),
+            str(counts.both_wrong), p_value(counts.p_value)]
+
+
+_FLIP_HEADER = ["n", "right → wrong", "wrong → right", "unchanged right", "unchanged wrong", "p (exact McNemar)"]
+
+
+def flips_tables(runs: Sequence[RunResult], sources: Sequence[str], mode: str) -> list[TableData]:
+    """All items for every run's neighbour pairs, then per run by source (in `sources`' order) and by
+    domain (by name) when labelled."""
+    if not any(run.flips for run in runs):
+        return []
+    several = len(runs) > 1
+    rows = [([run.label] if several else []) + [f.from_, f.to, f.kind] + _flip_cells(f.mode(mode).overall)
+            for run in runs for f in run.flips]
+    head = (["run"] if several else []) + ["from", "to", "axis"]
+    tables = [TableData(f"Answer flips between neighbouring grid points, all items ({mode} extraction)",
+                        head + _FLIP_HEADER, rows, numeric=set(range(len(head), len(head) + 6)),
+                        note="Neighbours: the next larger budget, one more \"Wait\", or early exit beside its fixed "
+                             "budget, all else equal. p: exact McNemar test of right → wrong against wrong → right "
+                             "(a point with several samples answers by majority vote).")]
+    for run in runs:
+        for kind in ("sources", "domains"):
+            rows, rules = [], set()
+            for f in run.flips:
+                groups = getattr(f.mode(mode), kind)
+                if not groups:
+                    continue
+                if rows:
+                    rules.add(len(rows))
+                names = [s for s in sources if s in groups] if kind == "sources" else sorted(groups)
+                rows += [[f"{f.from_} → {f.to}", name] + _flip_cells(groups[name]) for name in names]
+                rows.append([f"{f.from_} → {f.to}", "all items"] + _flip_cells(f.mode(mode).overall))
+            if rows:
+                tables.append(TableData(f"Answer flips by {kind[:-1]} — {run.label} ({mode} extraction)",
+                                        ["pair", kind[:-1]] + _FLIP_HEADER, rows, numeric=set(range(2, 8)),
+                                        rule_before=rules))
+    return tables
+
+
+def flipped_tables(runs: Sequence[RunResult], mode: str, limit: int = FLIPPED_SHOWN) -> list[TableData]:
+    """The items that flipped, per run and pair: the first `limit`, and how many more there are."""
+    tables = []
+    for run in runs:
+        for number_, f in enumerate(run.flips):
+            flipped = f.mode(mode).flipped
+            if not flipped:
+                continue
+            rows = [[item.uid, item.source, item.gold, _answer(item.from_), _answer(item.to),
+                     item.direction.replace("_to_", " → ").replace("_", " ")] for item in flipped[:limit]]
+            rest = len(flipped) - len(rows)
+            note = (f"{rest} more flipped items are in metrics.json, flips[{number_}].{mode}.flipped."
+                    if rest > 0 else "")
+            tables.append(TableData(f"Flipped items {f.from_} → {f.to} — {run.label} ({mode} extraction, "
+                                    f"{len(flipped)} items)",
+                                    ["uid", "source", "gold", f"answer at {f.from_}", f"answer at {f.to}", "flip"],
+                                    rows, note=note))
+    return tables
+
+
+# ------------------------------------------------------------------ calibration (issue 14)
+
+MISSING_NAMED = 5  # uids named per point for items without a probability
+
+
+def calibration_table(runs: Sequence[RunResult], mode: str, target: float) -> TableData | None:
+    """Per point: items with a probability, ECE, and the threshold that reaches the target accuracy."""
+    found = calibrated_points(runs)
+    if not found:
+        return None
+    several = len(runs) > 1
+    rows, missing = [], []
+    for run, point in found:
+        calibration = point.calibration
+        reached = reaching(calibration.selective, target)
+        rows.append(([run.label] if several else []) + [
+            point.key, str(calibration.n), str(calibration.with_probability), str(len(calibration.missing)),
+            number(calibration.ece, 3),
+            "not reached" if reached is None else f"{reached.threshold:.3f}",
+            "—" if reached is None else pct(reached.coverage),
+            "—" if reached is None else pct(reached.accuracy)])
+        if calibration.missing:
+            named = ", ".join(calibration.missing[:MISSING_NAMED])
+            more = len(calibration.missing) - MISSING_NAMED
+            missing.append(f"{(run.label + ' ') if several else ''}{point.key}: {len(calibration.missing)} "
+                           f"({named}{f' and {more} more' if more > 0 else ''})")
+    first = 1 if several else 0
+    header = (["run"] if several else []) + ["point", "predictions", "with a probability", "without",
+                                             "ECE", f"threshold for {pct(target)} % accuracy", "coverage %",
+                                             "accuracy % there"]
+    note = ("The probability is the answer letter's share of the option letters' probability, read at the forced "
+            "answer. ECE: expected calibration error over 10 equal-width bins. Threshold: the lowest confidence "
+            f"at which answering only the items at or above it reaches {pct(target)} % accuracy (most coverage), "
+            "from the selective curve in metrics.json.")
+    if missing:
+        note += " Without a probability (counted, not binned): " + "; ".join(missing) + "."
+    return TableData(f"Calibration of the answer probability ({mode} extraction)", header, rows,
+                     numeric=set(range(first + 1, len(header))), note=note)
+
+
+# ------------------------------------------------------------------ domains (issue 14)
+
+UNLABELLED_NAMED = 5
+
+
+def domain_table(run: RunResult, mode: str) -> TableData | None:
+    """One run: a row per MeSH domain with every policy's accuracy and tokens, and the cheapest within 1 point."""
+    if run.domains is None or not run.policies:
+        return None
+    policies = [Costed(0, run, policy) for policy in run.policies]
+    by_name = {p.name: p for p in policies}
+    names = sorted({name for p in policies for name in p.policy.mode(mode).domains})
+    rows = []
+    for name in names:
+        scores = [(p, p.score(mode, "domains", name)) for p in policies]
+        cheap = cheapest_within([o for p, _ in scores if (o := p.option(mode, "domains", name)) is not None])
+        counts = sorted({score.n for _, score in scores if score is not None})
+        cells = ["—" if score is None else f"{pct(score.accuracy)} · {p.tokens(mode, 'domains', name):.0f}"
+                 for p, score in scores]
+        rows.append([name, "/".join(map(str, counts))] + cells
+                    + ["—" if cheap is None else by_name[cheap.name].policy.policy])
+    header = ["domain", "n"] + [p.policy.policy for p in policies] + ["cheapest within 1 point"]
+    info = run.domains
+    unlabelled = ", ".join(info.unlabelled[:UNLABELLED_NAMED])
+    more = len(info.unlabelled) - UNLABELLED_NAMED
+    note = (f"Cells: accuracy % · tokens per item of the domain. Labels: {info.file} (sha256 {info.sha256[:12]}…), "
+            f"{info.labelled} items labelled")
+    note += (f"; {len(info.unlabelled)} unlabelled, left out of this table ({unlabelled}"
+             f"{f' and {more} more' if more > 0 else ''})." if info.unlabelled else ".")
+    return TableData(f"Accuracy and tokens by MeSH domain — {run.label} ({mode} extraction)", header, rows,
+                     numeric=set(range(1, len(header) - 1)), note=note)
