@@ -123,3 +123,17 @@ def test_every_import_is_a_declared_dependency() -> None:
             "not declared in pyproject.toml"
         problems.append(f"{found.where}: import {found.top} ({', '.join(sorted(provided_by))}) is {where}")
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_every_data_file_of_a_package_goes_into_the_wheel() -> None:
+    """setuptools puts only .py files into a wheel unless [tool.setuptools.package-data] names the
+    others: a template or a bundled file left out works from a clone and fails once installed.
+    README files document a folder for people reading the source and need not ship."""
+    declared_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = {path for package, patterns in declared_data.items() for pattern in patterns
+               for path in (ROOT / "src" / package.replace(".", "/")).glob(pattern)}
+    data_files = [path for path in SOURCE.rglob("*") if path.is_file() and path.suffix not in (".py", ".pyc")
+                  and "__pycache__" not in path.parts and path.name != "README.md"]
+    assert any(path.parent.name == "templates" for path in data_files)  # the walk sees the report's templates
+    missing = sorted(str(path.relative_to(ROOT)) for path in data_files if path not in shipped)
+    assert not missing, f"not in [tool.setuptools.package-data] of pyproject.toml: {', '.join(missing)}"

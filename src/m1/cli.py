@@ -470,12 +470,17 @@ def report(
     out: Annotated[Optional[Path], typer.Option(help="Where to write the report (default: <first run>/report).")] = None,
     mode: Annotated[str, typer.Option(help="Extraction mode to plot: strict or reference.")] = "strict",
     paper: Annotated[bool, typer.Option(help="Overlay the paper's reported numbers.")] = True,
+    target_accuracy: Annotated[float, typer.Option(
+        help="Calibration: the accuracy to find the answer-probability threshold for (0.9 = 90 %).")] = 0.9,
     json_output: JsonOption = False,
 ) -> None:
     """Write an HTML report and a Markdown summary with scaling-curve figures."""
     from m1.evaluation.report import write_report
 
-    paths = write_report(runs, out, paper_overlay=paper, mode=mode)
+    if not 0.0 < target_accuracy <= 1.0:
+        raise typer.BadParameter(f"a share above 0 and at most 1 (0.9 for 90 %), got {target_accuracy}",
+                                 param_hint="--target-accuracy")
+    paths = write_report(runs, out, paper_overlay=paper, mode=mode, target_accuracy=target_accuracy)
     if json_output:
         print_json({"html": str(paths.html), "markdown": str(paths.markdown),
                     "figures": [str(path) for path in paths.figures]}
@@ -505,15 +510,18 @@ def train(
 
 def summary_table(summary: dict[str, Any]) -> Table:
     """Accuracy per grid point: micro and macro in strict mode, reference micro, thinking used."""
-    table = Table(title=escape(f"{summary['model']} — {summary['items']} items"))
+    from m1.evaluation.summary import RunSummary
+
+    run = RunSummary.of(summary)
+    table = Table(title=escape(f"{run.model} — {run.items} items"))
     for column in ("grid point", "strict micro %", "strict macro %", "no answer %", "reference micro %",
                    "thinking tokens (mean)", "budget hit %"):
         table.add_column(column, justify="left" if column == "grid point" else "right")
-    for point in summary["points"]:
-        strict, reference, usage = point["strict"], point["reference"], point["usage"]
-        table.add_row(point["point"], f"{100 * strict['micro']['accuracy']:.1f}", f"{100 * strict['macro']['accuracy']:.1f}",
-                      f"{100 * strict['no_answer_rate']:.1f}", f"{100 * reference['micro']['accuracy']:.1f}",
-                      f"{usage['thinking_tokens_mean']:.0f}", f"{100 * usage['budget_hit_rate']:.0f}")
+    for point in run.points:
+        strict, reference, usage = point.strict, point.reference, point.usage
+        table.add_row(point.point, f"{100 * strict.micro.accuracy:.1f}", f"{100 * strict.macro.accuracy:.1f}",
+                      f"{100 * strict.no_answer_rate:.1f}", f"{100 * reference.micro.accuracy:.1f}",
+                      f"{usage.thinking_tokens_mean:.0f}", f"{100 * usage.budget_hit_rate:.0f}")
     return table
 
 

@@ -1,0 +1,61 @@
+"""report.md: the summary and every table as GitHub Markdown, linking the figures' PNG and SVG
+files beside it, to paste into a README or a pull request.
+
+    text = render_markdown(runs, "strict", tables, figures, notes, sections)
+    render_markdown_table(summary_table(runs, "strict"))      # one table
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from m1.evaluation.report.document import DrawnFigure, Section
+from m1.evaluation.report.load import RunResult
+from m1.evaluation.report.tables import Tables, TableData
+
+
+def render_markdown_table(table: TableData) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in table.header) + " |",
+             "|" + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.header))) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def render_markdown(runs: Sequence[RunResult], mode: str, tables: Tables, figures: Sequence[DrawnFigure],
+                    notes: Sequence[str], sections: Sequence[Section] = ()) -> str:
+    listed = ", ".join(f"`{run.label}` ({run.model})" for run in runs)
+    lines = ["# m1 evaluation report", "",
+             f"{len(runs)} run(s): {listed}; {mode} extraction. Accuracy in % with its 95 % interval.", ""]
+
+    def add(table: TableData, level: str = "##") -> None:
+        lines.extend([f"{level} {table.title}", "", render_markdown_table(table), ""])
+        if table.note:
+            lines.extend([table.note, ""])
+
+    def show(drawn: DrawnFigure) -> None:
+        lines.extend([f"### {drawn.title}", "", f"![{drawn.title}]({drawn.stem}.png)", "",
+                      f"{drawn.caption} ([SVG]({drawn.stem}.svg))", ""])
+
+    add(tables.summary)
+    lines.extend(f"{note}\n" for note in notes)
+    if figures:
+        lines.extend(["## Figures", ""])
+        for drawn in figures:
+            show(drawn)
+    for section in sections:
+        lines.extend([f"## {section.title}", ""] + ([section.intro, ""] if section.intro else []))
+        for drawn in section.figures:
+            show(drawn)
+        for table in section.tables:
+            add(table, "###")
+    for table in tables.sources + tables.no_answer:
+        add(table)
+    add(tables.usage)
+    for table in tables.early_exit:
+        add(table)
+    if tables.paper is not None:
+        add(tables.paper)
+    return "\n".join(lines).rstrip() + "\n"

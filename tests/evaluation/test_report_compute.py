@@ -1,0 +1,475 @@
+"""`m1 report`'s sections of issue 14 (accuracy against compute, answer flips, calibration, MeSH
+domains) from synthetic metrics.json files built here in the shapes scoring writes: random per-item
+outcomes of a few grid points become the summary's policies, flips, calibration and domains, and
+the report's tables are checked against brute force over the same outcomes. Shapes: today's
+summary (no new sections), points without samples or calibration, samples with calibration and
+domains, a target no threshold reaches, and two runs on one frontier; (slow) the HTML of every
+section in a headless browser."""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib", reason="m1 report needs matplotlib: pip install matplotlib")
+
+from test_report import chromium, run_browser  # the browser helpers of the report's own test
+
+from m1.evaluation.paired import mcnemar_exact
+from m1.evaluation.report import write_report
+from m1.scoring import ScoredRow, mode_metrics, wilson_interval
+
+MODES = ("strict", "reference")
+SOURCES = {"MedQA_USLME_test": 14, "PubMedQA_test": 10, "GPQA_Medical_test": 6}
+DOMAINS = ("Drug Therapy", "Diagnosis", "Genetics")
+LETTERS = "ABCD"
+GOLD = "A"
+
+
+@dataclass
+class Answer:
+    """One item at one grid point in one mode: the letter (None: no answer), right or not."""
+
+    letter: str | None
+    correct: float  # 1.0 / 0.0; the "sample" aggregation's share of right samples
+
+
+@dataclass
+class Point:
+    key: str
+    budget: int
+    extensions: int
+    samples: int
+    skill: float
+    answers: dict[str, dict[str, Answer]] = field(default_factory=dict)  # mode -> uid -> the point's answer
+    tokens: dict[str, float] = field(default_factory=dict)  # uid -> tokens over all samples
+    confidence: dict[str, dict[str, float | None]] = field(default_factory=dict)  # mode -> uid -> read
+
+
+def uids() -> list[tuple[str, str]]:
+    return [(f"{source}-{i}", source) for source, size in SOURCES.items() for i in range(size)]
+
+
+def domain_of(uid: str) -> str | None:
+    """Every item but one per source is labelled; the rest are the "unlabelled" ones."""
+    index = int(uid.rsplit("-", 1)[1])
+    return None if index == 0 else DOMAINS[index % len(DOMAINS)]
+
+
+def draw(rng: random.Random, point: Point, calibrated: bool) -> Point:
+    for uid, _ in uids():
+        right = rng.random() < point.skill
+        wrong = rng.choice([None, "B", "C"])
+        point.answers.setdefault("strict", {})[uid] = Answer(GOLD if right else wrong, float(right))
+        # reference guesses a letter where strict finds none; otherwise they agree
+        guess = GOLD if right else (wrong or "D")
+        point.answers.setdefault("reference", {})[uid] = Answer(guess, float(right))
+        point.tokens[uid] = float(point.samples * rng.choice([0.5, 0.75, 1.0]) * point.budget)
+        for mode in MODES:
+            # a third of the items have no probability where the point was calibrated at all
+            read = None if not calibrated or rng.random() < 0.3 else round(rng.uniform(0.25, 1.0), 2)
+            point.confidence.setdefault(mode, {})[uid] = read
+    return point
+
+
+def score(values: dict[str, float], tokens: dict[str, float], group: list[str]) -> dict:
+    correct = sum(values[uid] for uid in group)
+    low, high = wilson_interval(correct, len(group))
+    spent = sum(tokens[uid] for uid in group)
+    return {"correct": correct, "n": len(group), "accuracy": correct / len(group), "ci_low": low, "ci_high": high,
+            "cost_per_correct": spent / correct if correct else None, "tokens_mean": spent / len(group)}
+
+
+def groups(labelled: bool) -> dict[str, dict[str, list[str]]]:
+    found: dict[str, dict[str, list[str]]] = {"sources": {}, "domains": {}}
+    for uid, source in uids():
+        found["sources"].setdefault(source, []).append(uid)
+        if labelled and domain_of(uid):
+            found["domains"].setdefault(domain_of(uid), []).append(uid)
+    return found if labelled else {"sources": found["sources"]}
+
+
+def policies_of(point: Point, rng: random.Random, labelled: bool) -> list[dict]:
+    """The point's policies: itself when it has one sample, each aggregation of its samples when several."""
+    names = ["single"] if point.samples == 1 else ["sample", "majority", "weighted", "esc2"]
+    everything = [uid for uid, _ in uids()]
+    entries = []
+    for name in names:
+        # an aggregation costs all samples' tokens, "sample" one sample's, ESC somewhere between
+        share = {"sample": 1 / point.samples, "esc2": rng.choice([0.5, 0.75])}.get(name, 1.0)
+        tokens = {uid: t * share for uid, t in point.tokens.items()}
+        entry = {"policy": point.key if name == "single" else f"{point.key}:{name}", "point": point.key,
+                 "aggregation": name, "samples": point.samples}
+        for mode in MODES:
+            values = {uid: a.correct for uid, a in point.answers[mode].items()}
+            if name == "sample":
+                values = {uid: rng.randint(0, point.samples) / point.samples for uid in values}
+            elif name != "majority" and name != "single":
+                values = {uid: float(rng.random() < point.skill) for uid in values}
+            entry[mode] = {"overall": score(values, tokens, everything),
+                           **{kind: {g: score(values, tokens, members) for g, members in found.items()}
+                              for kind, found in groups(labelled).items()},
+                           "tokens_mean": sum(tokens.values()) / len(tokens), "wall_seconds_per_item": 0.01 * share}
+        entry["tokens_mean"], entry["wall_seconds_per_item"] = entry["strict"]["tokens_mean"], 0.01 * share
+        entries.append(entry)
+    return entries
+
+
+def counts(pairs: list[tuple[bool, bool]]) -> dict:
+    r2w = sum(a and not b for a, b in pairs)
+    w2r = sum(b and not a for a, b in pairs)
+    both = sum(a and b for a, b in pairs)
+    return {"n": len(pairs), "right_to_wrong": r2w, "wrong_to_right": w2r, "both_right": both,
+            "both_wrong": len(pairs) - r2w - w2r - both, "p_value": mcnemar_exact(r2w, w2r)}
+
+
+def flips_of(before: Point, after: Point, kind: str, labelled: bool) -> dict:
+    entry = {"from": before.key, "to": after.key, "kind": kind}
+    for mode in MODES:
+        a, b = before.answers[mode], after.answers[mode]
+        outcome = {uid: (a[uid].correct == 1.0, b[uid].correct == 1.0) for uid in a}
+        entry[mode] = {"overall": counts(list(outcome.values())),
+                       **{kind_: {g: counts([outcome[u] for u in members]) for g, members in found.items()}
+                          for kind_, found in groups(labelled).items()},
+                       "flipped": [{"uid": uid, "source": uid.rsplit("-", 1)[0], "gold": GOLD, "from": a[uid].letter,
+                                    "to": b[uid].letter, "direction": "right_to_wrong" if x else "wrong_to_right"}
+                                   for uid, (x, y) in outcome.items() if x != y]}
+    return entry
+
+
+def calibration_of(point: Point, mode: str, target: float = 0.9) -> dict:
+    """As m1.evaluation.calibration defines it: bins, ECE, the selective curve and the target."""
+    judged = [(point.confidence[mode][uid], point.answers[mode][uid].correct == 1.0) for uid, _ in uids()]
+    read = [(c, ok) for c, ok in judged if c is not None]
+    bins = []
+    for i in range(10):
+        inside = [(c, ok) for c, ok in read if i / 10 <= c < (i + 1) / 10 or (i == 9 and c == 1.0)]
+        bins.append({"low": i / 10, "high": (i + 1) / 10, "count": len(inside),
+                     "confidence": sum(c for c, _ in inside) / len(inside) if inside else None,
+                     "accuracy": sum(ok for _, ok in inside) / len(inside) if inside else None})
+    ece = sum(b["count"] / len(read) * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"])
+    curve = [{"threshold": None, "coverage": 0.0, "accuracy": None}]
+    for t in sorted({c for c, _ in read}, reverse=True):
+        answered = [ok for c, ok in read if c >= t]
+        curve.append({"threshold": t, "coverage": len(answered) / len(read), "accuracy": sum(answered) / len(answered)})
+    reached = [p for p in curve[1:] if p["accuracy"] >= target]
+    lowest = min(reached, key=lambda p: p["threshold"], default=None)
+    return {"n": len(judged), "with_probability": len(read),
+            "missing": [uid for uid, _ in uids() if point.confidence[mode][uid] is None], "ece": ece, "bins": bins,
+            "selective": curve, "target": {"accuracy": target, "threshold": lowest and lowest["threshold"],
+                                           "coverage": lowest and lowest["coverage"]}}
+
+
+def point_entry(point: Point, calibrated: bool, costed: bool) -> dict:
+    rows = {mode: [ScoredRow(uid, source, GOLD, point.answers[mode][uid].letter, "boxed_letter",
+                             point.answers[mode][uid].correct == 1.0) for uid, source in uids()] for mode in MODES}
+    thinking = [int(point.tokens[uid] / point.samples) for uid, _ in uids()]
+    usage = {"thinking_tokens_mean": sum(thinking) / len(thinking), "thinking_tokens": thinking,
+             "budget_hit_rate": 0.5, "thinking_end": {"budget_reached": 15, "natural_stop": 15}}
+    if costed:
+        usage |= {"total_tokens_mean": sum(point.tokens.values()) / len(point.tokens), "wall_seconds": 3.0,
+                  "wall_seconds_per_item": 0.1}
+    entry = {"point": point.key, "budget": point.budget, "extensions": point.extensions, "suffix": "",
+             **({"samples": point.samples} if costed else {}),
+             **{mode: mode_metrics(rows[mode], mode).to_dict() for mode in MODES}, "disagreement": 0, "usage": usage}
+    if calibrated:
+        entry["calibration"] = {mode: calibration_of(point, mode) for mode in MODES}
+    return entry
+
+
+@dataclass
+class Run:
+    path: Path
+    points: list[Point]
+    summary: dict
+
+
+def make_run(root: Path, name: str, seed: int, *, sampled: bool = True, calibrated: bool = True,
+             labelled: bool = True, costed: bool = True, scale: float = 1.0) -> Run:
+    """metrics.json of a run at B128, B512 (one Wait more at B512) and, when `sampled`, B512 with 4 samples."""
+    rng = random.Random(seed)
+    specs = [("B128_K0", 128, 0, 1, 0.45), ("B512_K0", 512, 0, 1, 0.6), ("B512_K1", 512, 1, 1, 0.62)]
+    if sampled:
+        specs.append(("B512_K0_N4", 512, 0, 4, 0.7))
+    points = [draw(rng, Point(key, int(budget * scale), k, n, skill), calibrated) for key, budget, k, n, skill in specs]
+    summary = {"run": name, "model": "some/model", "backend": "transformers", "preset": "m1",
+               "items": len(uids()), "points": [point_entry(p, calibrated, costed) for p in points]}
+    if costed:
+        summary["policies"] = [entry for p in points for entry in policies_of(p, rng, labelled)]
+        summary["flips"] = [flips_of(points[0], points[1], "budget", labelled),
+                            flips_of(points[1], points[2], "wait", labelled)]
+    if labelled:
+        unlabelled = [uid for uid, _ in uids() if domain_of(uid) is None]
+        summary["domains"] = {"file": "runs/domains/local.jsonl", "sha256": "5f" * 32,
+                              "labelled": len(uids()) - len(unlabelled), "unlabelled": unlabelled}
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps(summary))
+    return Run(path, points, summary)
+
+
+# ------------------------------------------------------------------ reading the report back
+
+
+def section(markdown: str, heading: str, exact: bool = False) -> str:
+    """The text under the first heading (any level) that starts with `heading` (or is it, `exact`), up
+    to the next heading."""
+    match = re.search(rf"^#+ {re.escape(heading)}{'' if exact else '.*?'}$(.*?)(?=^#+ |\Z)", markdown, re.M | re.S)
+    assert match, f"no heading {heading!r}"
+    return match.group(1)
+
+
+def table(markdown: str, heading: str, exact: bool = False) -> list[dict[str, str]]:
+    lines = [line for line in section(markdown, heading, exact).splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+
+
+def dominated(p: dict, others: list[dict]) -> bool:
+    return any(q["accuracy"] >= p["accuracy"] and q["tokens"] <= p["tokens"]
+               and (q["accuracy"] > p["accuracy"] or q["tokens"] < p["tokens"]) for q in others)
+
+
+def flat(runs: list[Run], mode: str, kind: str = "overall", group: str | None = None) -> list[dict]:
+    """Every policy of the runs at a group: label-qualified name, accuracy, tokens per item."""
+    found = []
+    for run in runs:
+        for entry in run.summary.get("policies", []):
+            score = entry[mode]["overall"] if kind == "overall" else entry[mode][kind].get(group)
+            if score is not None:
+                found.append({"run": run.summary["run"], "policy": entry["policy"], "accuracy": score["accuracy"],
+                              "tokens": score["tokens_mean"]})
+    return found
+
+
+def cheapest(options: list[dict]) -> dict:
+    top = max(o["accuracy"] for o in options)
+    return min((o for o in options if o["accuracy"] >= top - 0.01 - 1e-9), key=lambda o: (o["tokens"], o["policy"]))
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+# ------------------------------------------------------------------ the sections
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    paths: object  # ReportPaths
+
+    @property
+    def markdown(self) -> str:
+        return self.paths.markdown.read_text()
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """One run with every section: samples, calibration, domains."""
+    root = tmp_path_factory.mktemp("full")
+    run = make_run(root, "full", 3)
+    return Report([run], write_report([run.path], root / "report"))
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """Two runs, the second spending twice the tokens: its policies reach the frontier only where more accurate."""
+    root = tmp_path_factory.mktemp("two")
+    runs = [make_run(root, "cheap", 5), make_run(root, "dear", 6, scale=2.0)]
+    return Report(runs, write_report([run.path for run in runs], root / "report", mode="reference"))
+
+
+HEADINGS = ("Accuracy against compute", "Answer flips between neighbouring grid points", "Calibration and abstention",
+            "Results by MeSH domain")
+
+
+def test_todays_summary_has_none_of_the_new_sections(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "today", 1, sampled=False, calibrated=False, labelled=False, costed=False)
+    paths = write_report([run.path], tmp_path / "report")
+    markdown, page = paths.markdown.read_text(), paths.html.read_text()
+    for heading in HEADINGS:
+        assert heading not in markdown and heading not in page
+    assert {p.stem for p in paths.figures} == {"accuracy_vs_budget", "accuracy_vs_wait", "thinking_tokens"}
+    assert "total tokens per item" not in markdown
+
+
+def test_frontier_and_cheapest_tables_match_brute_force(full: Report) -> None:
+    [run], markdown = full.runs, full.markdown
+    for mode in MODES:
+        rows = table(markdown, f"Accuracy against compute, every policy ({mode} extraction)")
+        options = flat([run], mode)
+        assert sorted(r["policy"] for r in rows) == sorted(o["policy"] for o in options)
+        expected = {o["policy"] for o in options if not dominated(o, options)}
+        assert {r["policy"] for r in rows if r["on the frontier"] == "yes"} == expected
+        tokens = [float(r["tokens per item"]) for r in rows]
+        assert tokens == sorted(tokens)  # cheapest first
+        for row in rows:
+            entry = next(e for e in run.summary["policies"] if e["policy"] == row["policy"])[mode]["overall"]
+            assert row["accuracy % (95 % CI)"] == f"{pct(entry['accuracy'])} ({pct(entry['ci_low'])}–{pct(entry['ci_high'])})"
+            cost = entry["cost_per_correct"]
+            assert row["tokens per correct"] == ("—" if cost is None else f"{cost:.0f}")
+    rows = {r["source"]: r for r in table(markdown, "Cheapest policy within 1 point of the best, per source (strict")}
+    assert list(rows) == list(SOURCES) + ["all items"]
+    for source in SOURCES:
+        options = flat([run], "strict", "sources", source)
+        chosen = cheapest(options)
+        assert rows[source]["cheapest within 1 point"] == chosen["policy"]
+        assert rows[source]["its tokens per item"] == f"{chosen['tokens']:.0f}"
+        assert rows[source]["best acc %"] == pct(max(o["accuracy"] for o in options))
+    assert rows["all items"]["cheapest within 1 point"] == cheapest(flat([run], "strict"))["policy"]
+
+
+def test_two_runs_share_one_frontier(two: Report) -> None:
+    runs, paths = two.runs, two.paths
+    rows = table(two.markdown, "Accuracy against compute, every policy (reference extraction)")
+    options = flat(runs, "reference")
+    assert len(rows) == len(options)
+    expected = {(o["run"], o["policy"]) for o in options if not dominated(o, options)}
+    assert {(r["run"], r["policy"]) for r in rows if r["on the frontier"] == "yes"} == expected
+    assert "accuracy_vs_compute" in {p.stem for p in paths.figures}
+
+
+def test_flips_tables_count_each_pair_per_source_and_list_the_items(full: Report) -> None:
+    [run], markdown = full.runs, full.markdown
+    rows = table(markdown, "Answer flips between neighbouring grid points, all items (strict")
+    assert [(r["from"], r["to"], r["axis"]) for r in rows] == [("B128_K0", "B512_K0", "budget"),
+                                                              ("B512_K0", "B512_K1", "wait")]
+    by_key = {p.key: p for p in run.points}
+    for row in rows:
+        before, after = by_key[row["from"]].answers["strict"], by_key[row["to"]].answers["strict"]
+        r2w = sum(before[u].correct > after[u].correct for u in before)
+        w2r = sum(before[u].correct < after[u].correct for u in before)
+        assert (int(row["right → wrong"]), int(row["wrong → right"])) == (r2w, w2r)
+        assert row["p (exact McNemar)"] == f"{mcnemar_exact(r2w, w2r):.3g}"
+        assert int(row["unchanged right"]) + int(row["unchanged wrong"]) == len(before) - r2w - w2r
+    by_source = table(markdown, "Answer flips by source — full")
+    pubmed = next(r for r in by_source if r["pair"] == "B128_K0 → B512_K0" and r["source"] == "PubMedQA_test")
+    before, after = by_key["B128_K0"].answers["strict"], by_key["B512_K0"].answers["strict"]
+    members = [u for u in before if u.startswith("PubMedQA_test")]
+    assert int(pubmed["right → wrong"]) == sum(before[u].correct > after[u].correct for u in members)
+    assert table(markdown, "Answer flips by domain — full")  # labelled: the same by domain
+
+    listed = table(markdown, "Flipped items B128_K0 → B512_K0")
+    flipped = [u for u in before if before[u].correct != after[u].correct]
+    assert [r["uid"] for r in listed] == flipped
+    for row in listed:
+        assert row["answer at B128_K0"] == (before[row["uid"]].letter or "no answer")
+        assert row["flip"] in ("right → wrong", "wrong → right") and row["gold"] == GOLD
+
+
+def test_a_long_flipped_list_is_cut_with_the_count_of_the_rest(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "many", 8)
+    flips = run.summary["flips"][0]["strict"]
+    template = flips["flipped"][0]
+    flips["flipped"] = [template | {"uid": f"MedQA_USLME_test-x{i}"} for i in range(73)]
+    (run.path / "metrics.json").write_text(json.dumps(run.summary))
+    paths = write_report([run.path], tmp_path / "report")
+    markdown, page = paths.markdown.read_text(), paths.html.read_text()
+    assert len(table(markdown, "Flipped items B128_K0 → B512_K0 — many (strict extraction, 73 items)")) == 50
+    assert "23 more flipped items are in metrics.json, flips[0].strict.flipped." in markdown
+    assert "MedQA_USLME_test-x49<" in page and "MedQA_USLME_test-x50<" not in page
+
+
+@pytest.mark.parametrize("target", [0.6, 0.9, 1.0])
+def test_calibration_table_finds_the_threshold_for_the_target(full: Report, tmp_path: Path, target: float) -> None:
+    [run] = full.runs
+    paths = full.paths if target == 0.9 else write_report([run.path], tmp_path / "report", target_accuracy=target)
+    rows = {r["point"]: r for r in table(paths.markdown.read_text(), "Calibration of the answer probability (strict")}
+    calibrated = [p for p in run.summary["points"] if "calibration" in p]
+    assert set(rows) == {p["point"] for p in calibrated}
+    for point in calibrated:
+        found, row = point["calibration"]["strict"], rows[point["point"]]
+        assert (int(row["predictions"]), int(row["with a probability"]), int(row["without"])) == (
+            found["n"], found["with_probability"], len(found["missing"]))
+        assert row["ECE"] == f"{found['ece']:.3f}"
+        reached = [p for p in found["selective"][1:] if p["accuracy"] >= target]
+        column = f"threshold for {pct(target)} % accuracy"
+        if not reached:
+            assert row[column] == "not reached" and row["coverage %"] == "—"
+            continue
+        lowest = min(reached, key=lambda p: p["threshold"])
+        assert row[column] == f"{lowest['threshold']:.3f}" and row["coverage %"] == pct(lowest["coverage"])
+        assert float(row["accuracy % there"]) >= 100 * target - 0.05
+    note = section(paths.markdown.read_text(), "Calibration of the answer probability (strict")
+    first = calibrated[0]["calibration"]["strict"]["missing"]
+    assert f"{calibrated[0]['point']}: {len(first)} ({', '.join(first[:5])}" in note
+    assert {"reliability", "selective_accuracy"} <= {p.stem for p in paths.figures}
+
+
+def test_a_target_no_threshold_reaches(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "unsure", 17)
+    point = run.summary["points"][0]
+    for entry in point["calibration"]["strict"]["selective"][1:]:
+        entry["accuracy"] = min(entry["accuracy"], 0.5)
+    (run.path / "metrics.json").write_text(json.dumps(run.summary))
+    rows = {r["point"]: r for r in table(write_report([run.path], tmp_path / "report", target_accuracy=0.75)
+                                         .markdown.read_text(), "Calibration of the answer probability (strict")}
+    assert (rows[point["point"]]["threshold for 75.0 % accuracy"], rows[point["point"]]["coverage %"]) == (
+        "not reached", "—")
+
+
+def test_points_without_calibration_or_domains_leave_those_sections_out(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "plain", 19, sampled=False, calibrated=False, labelled=False)
+    paths = write_report([run.path], tmp_path / "report")
+    markdown = paths.markdown.read_text()
+    assert "Accuracy against compute" in markdown and "Answer flips between neighbouring" in markdown
+    assert "Calibration and abstention" not in markdown and "Results by MeSH domain" not in markdown
+    assert "Answer flips by domain" not in markdown
+    assert not {"reliability", "selective_accuracy"} & {p.stem for p in paths.figures}
+    usage = table(markdown, "Thinking tokens", exact=True)
+    assert usage[0]["total tokens per item (all samples)"] == f"{run.summary['points'][0]['usage']['total_tokens_mean']:.0f}"
+
+
+def test_domain_table_gives_each_domain_its_cheapest_policy(full: Report) -> None:
+    [run], markdown = full.runs, full.markdown
+    rows = {r["domain"]: r for r in table(markdown, "Accuracy and tokens by MeSH domain — full")}
+    assert list(rows) == sorted(DOMAINS)
+    for domain, row in rows.items():
+        options = flat([run], "strict", "domains", domain)
+        assert row["cheapest within 1 point"] == cheapest(options)["policy"]
+        entry = run.summary["policies"][0]["strict"]["domains"][domain]
+        assert row[run.summary["policies"][0]["policy"]] == f"{pct(entry['accuracy'])} · {entry['tokens_mean']:.0f}"
+    note = section(markdown, "Accuracy and tokens by MeSH domain — full")
+    unlabelled = run.summary["domains"]["unlabelled"]
+    assert f"{len(unlabelled)} unlabelled" in note and unlabelled[0] in note and "5f5f5f5f5f5f" in note
+
+
+def test_report_command_takes_the_target_accuracy(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from m1.cli import app
+
+    run = make_run(tmp_path, "cli", 31)
+    result = CliRunner().invoke(app, ["report", str(run.path), "--out", str(tmp_path / "r"), "--target-accuracy",
+                                      "0.75", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "threshold for 75.0 % accuracy" in Path(json.loads(result.stdout)["markdown"]).read_text()
+    refused = CliRunner().invoke(app, ["report", str(run.path), "--target-accuracy", "90"])
+    assert refused.exit_code != 0 and "--target-accuracy" in refused.output
+
+
+@pytest.mark.slow
+def test_every_new_section_renders_in_a_headless_browser(two: Report, tmp_path: Path) -> None:
+    binary = chromium()
+    paths = two.paths
+    text = paths.html.read_text()
+    for heading in HEADINGS:
+        assert f"<h2>{heading}</h2>" in text
+    pngs = sum(1 for p in paths.figures if p.suffix == ".png")
+    dom = run_browser(binary, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom",
+                      paths.html.resolve().as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", dom.stdout)
+    assert body, "the browser returned no document"
+    attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
+    assert attributes.get("data-images") == str(pngs) and pngs >= 6
+    assert attributes.get("data-images-ok") == "true", "an image did not load"
+    assert json.loads(html.unescape(attributes.get("data-errors", "null"))) == [], "the page logged errors"
+    assert "Flipped items B128_K0" in dom.stdout and "Reliability diagrams" in dom.stdout
