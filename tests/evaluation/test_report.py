@@ -118,7 +118,7 @@ def test_report_writes_html_markdown_and_figures(report, runs):
     assert report.html.name == "report.html" and report.html.stat().st_size > 10_000
     assert report.markdown.name == "report.md"
     stems = sorted({path.stem for path in report.figures})
-    assert stems == ["accuracy_vs_budget", "accuracy_vs_wait", "thinking_tokens"]
+    assert stems == ["accuracy_vs_budget", "accuracy_vs_compute", "accuracy_vs_wait", "thinking_tokens"]
     for path in report.figures:
         assert path.parent == report.html.parent and path.stat().st_size > 1000
         if path.suffix == ".png":
@@ -141,7 +141,7 @@ def test_pngs_decode_to_real_pictures(report):
 def test_html_is_self_contained(report):
     text = report.html.read_text()
     images = re.findall(r"<img src='([^']*)'", text)
-    assert len(images) == 3 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(images) == 4 and all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r"""(src|href)=['"]?https?:""", text), "the report must not load anything from the web"
     for name in ("m1-7B-23K-sweep", "m1-7B-1K-small", "MedQA_USLME_test", "B4096_K0", "data-images-ok"):
         assert name in text
@@ -214,9 +214,10 @@ def test_degenerate_runs_no_thinking_and_a_single_budget(runs, tmp_path):
     markdown = paths.markdown.read_text()
     assert "| base-nothink | nothink | no thinking | 0 |" in markdown
     # no run has several Wait counts: no figure 3; one budget: drawn, without a trend
-    assert sorted({p.stem for p in paths.figures}) == ["accuracy_vs_budget", "thinking_tokens"]
+    assert sorted({p.stem for p in paths.figures}) == ["accuracy_vs_budget", "accuracy_vs_compute", "thinking_tokens"]
     only_nothink = write_report([runs["nothink"]], tmp_path / "nothink")
-    assert only_nothink.figures == []
+    # no budget curves; accuracy against compute places even a run without thinking
+    assert {p.stem for p in only_nothink.figures} == {"accuracy_vs_compute"}
     assert "No run has a thinking budget" in only_nothink.html.read_text()
 
 
@@ -351,7 +352,7 @@ def test_report_renders_in_a_headless_browser(report, tmp_path):
     body = re.search(r"<body([^>]*)>", dom.stdout)
     assert body, "the browser returned no document"
     attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
-    assert attributes.get("data-images") == "3"
+    assert attributes.get("data-images") == "4"
     assert attributes.get("data-images-ok") == "true", "an image did not load"
     assert json.loads(html.unescape(attributes.get("data-errors", "null"))) == [], "the page logged errors"
 

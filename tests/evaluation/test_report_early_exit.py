@@ -188,8 +188,8 @@ def test_report_tables_show_the_comparison(report, run: Path) -> None:
 
 def test_report_draws_the_settling_figure_from_observe_points(report, run: Path) -> None:
     stems = sorted({path.stem for path in report.figures})
-    assert stems == ["accuracy_vs_budget", "answer_settling", "thinking_tokens"]
-    assert report.html.read_text().count("<img src='data:image/png;base64,") == 3
+    assert stems == ["accuracy_vs_budget", "accuracy_vs_compute", "answer_settling", "thinking_tokens"]
+    assert report.html.read_text().count("<img src='data:image/png;base64,") == 4
     [result] = load_runs([run])
     assert [p.key for p in settling_points(result)] == ["B256_K0_EE2", "B1024_K0_EE2"]
     figure = answer_settling_figure([result], list(SIZES) + [MICRO], "strict")
