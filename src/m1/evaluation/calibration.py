@@ -88,11 +88,18 @@ def calibration(items: Sequence[Judged], *, target: float = TARGET, bins: int = 
     table = reliability_bins(read, bins)
     ece = sum(b.count / len(read) * abs(b.accuracy - b.confidence) for b in table if b.count) if read else None
     curve = selective_curve(read)
-    reached = [point for point in curve if point.accuracy is not None and point.accuracy >= target - _TOLERANCE]
-    lowest = min(reached, key=lambda point: point.threshold, default=None)
+    lowest = lowest_reaching(curve, target)
     goal = Target(target, None, None) if lowest is None else Target(target, lowest.threshold, lowest.coverage)
     return Calibration(len(items), len(read), tuple(item.uid for item in items if item.confidence is None), ece,
                        table, curve, goal)
+
+
+def lowest_reaching(curve: Sequence[Any], target: float) -> Any | None:
+    """The point of a selective curve (anything with `threshold` and `accuracy`) with the lowest
+    threshold whose accuracy reaches `target`: the most coverage at that accuracy; None when none does."""
+    reached = [p for p in curve if p.threshold is not None and p.accuracy is not None
+               and p.accuracy >= target - _TOLERANCE]
+    return min(reached, key=lambda p: p.threshold, default=None)
 
 
 def reliability_bins(read: Sequence[Judged], bins: int = BINS) -> tuple[Bin, ...]:

@@ -128,31 +128,53 @@ def _common_items(policies: Sequence[Policy], uids: Collection[str] | None) -> l
     return uids
 
 
-def pareto_frontier(policies: Sequence[Policy], uids: Collection[str] | None = None) -> list[str]:
-    """The policies no other dominates over `uids` (default: the first policy's items), cheapest first.
-    One dominates another with accuracy >= and tokens <=, one of them strictly; equals both stay."""
-    uids = _common_items(policies, uids)
-    stats = sorted(((p.tokens_mean_over(uids), -p.accuracy_over(uids), p.name) for p in policies))
+@dataclass(frozen=True)
+class Option:
+    """A policy as compared: its name (unique among those compared), accuracy and mean tokens per item."""
+
+    name: str
+    accuracy: float
+    tokens: float
+
+
+def pareto(options: Sequence[Option]) -> list[str]:
+    """The names of the options no other dominates, cheapest first. One dominates another with
+    accuracy >= and tokens <=, one of them strictly; equals both stay."""
+    ranked = sorted(options, key=lambda o: (o.tokens, -o.accuracy, o.name))
     frontier, best = [], float("-inf")
-    # Cheapest first: a policy is dominated exactly when a strictly cheaper one is at least as
+    # Cheapest first: an option is dominated exactly when a strictly cheaper one is at least as
     # accurate (the running best) or an equally cheap one is more accurate (first in its group).
-    for _, same_cost in itertools.groupby(stats, key=lambda s: s[0]):
+    for _, same_cost in itertools.groupby(ranked, key=lambda o: o.tokens):
         same_cost = list(same_cost)
-        top = -same_cost[0][1]
+        top = same_cost[0].accuracy
         if top > best:
-            frontier += [name for _, negative, name in same_cost if -negative == top]
+            frontier += [o.name for o in same_cost if o.accuracy == top]
             best = top
     return frontier
 
 
+def cheapest(options: Sequence[Option], margin: float = MARGIN) -> Option:
+    """The option with the fewest tokens among those within `margin` of the best accuracy; ties by name."""
+    if not options:
+        raise ValueError("no policies to compare")
+    best = max(o.accuracy for o in options)
+    return min((o for o in options if o.accuracy >= best - margin - _TOLERANCE), key=lambda o: (o.tokens, o.name))
+
+
+def _options(policies: Sequence[Policy], uids: Collection[str] | None) -> list[Option]:
+    uids = _common_items(policies, uids)
+    return [Option(p.name, p.accuracy_over(uids), p.tokens_mean_over(uids)) for p in policies]
+
+
+def pareto_frontier(policies: Sequence[Policy], uids: Collection[str] | None = None) -> list[str]:
+    """`pareto` over `uids` (default: the first policy's items)."""
+    return pareto(_options(policies, uids))
+
+
 def cheapest_within(policies: Sequence[Policy], uids: Collection[str] | None = None,
                     margin: float = MARGIN) -> str:
-    """The policy with the fewest mean tokens among those within `margin` of the best accuracy over
-    `uids`; ties by name."""
-    uids = _common_items(policies, uids)
-    best = max(p.accuracy_over(uids) for p in policies)
-    near = [p for p in policies if p.accuracy_over(uids) >= best - margin - _TOLERANCE]
-    return min(near, key=lambda p: (p.tokens_mean_over(uids), p.name)).name
+    """`cheapest` over `uids` (default: the first policy's items): the policy's name."""
+    return cheapest(_options(policies, uids), margin).name
 
 
 def cheapest_by_group(policies: Sequence[Policy], group_of: Mapping[str, str],
