@@ -423,6 +423,8 @@ def evaluate(
         print_json(summary | {"run_dir": str(run_dir)})
         return
     console.print(summary_table(summary))
+    if any(policy["aggregation"] != "single" for policy in summary.get("policies", [])):
+        console.print(votes_table(summary))
     if "early_exit" in summary:
         console.print(early_exit_table(summary))
     console.print(f"results: {run_dir}  (next: m1 report {run_dir})", markup=False)
@@ -522,6 +524,26 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row(point.point, f"{100 * strict.micro.accuracy:.1f}", f"{100 * strict.macro.accuracy:.1f}",
                       f"{100 * strict.no_answer_rate:.1f}", f"{100 * reference.micro.accuracy:.1f}",
                       f"{usage.thinking_tokens_mean:.0f}", f"{100 * usage.budget_hit_rate:.0f}")
+    return table
+
+
+def votes_table(summary: dict[str, Any]) -> Table:
+    """The policies of points with several samples (one sample's accuracy, the votes): accuracy and cost."""
+    from m1.evaluation.summary import RunSummary
+
+    run = RunSummary.of(summary)
+    pareto = set((summary.get("frontier") or {}).get("strict", {}).get("pareto", []))
+    table = Table(title="parallel samples: one sample and the votes (frontier: not beaten on strict accuracy and tokens)")
+    for column in ("policy", "strict %", "reference %", "pass@N strict %", "tokens per item", "frontier"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for policy in run.policies:
+        if policy.samples == 1:
+            continue
+        passes = policy.strict.pass_at_k or {}
+        table.add_row(policy.policy, f"{100 * policy.strict.overall.accuracy:.1f}",
+                      f"{100 * policy.reference.overall.accuracy:.1f}",
+                      f"{100 * passes[str(policy.samples)]:.1f}" if str(policy.samples) in passes else "—",
+                      f"{policy.tokens_mean:.0f}", "yes" if policy.policy in pareto else "")
     return table
 
 

@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from m1.config import load_config
 from m1.data.errors import DataError
 from m1.evaluation.config import EvalConfig
+from m1.cli import app
+from m1.evaluation.report import write_report
 from m1.evaluation.runner import BUNDLED_SAMPLE, run_eval
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,6 +159,16 @@ def test_a_sample_draws_the_same_whatever_its_point_or_batch(tiny_model_dir: Pat
     assert [{k: v for k, v in r.items() if k != "sample"} for r in several if r["sample"] == 0] == single
     for first in range(0, len(several), 3):
         assert len({r["thinking"] for r in several[first:first + 3]}) == 3  # an item's samples differ
+
+    # The finished run, as `m1 eval` prints it again (nothing left to do) and as `m1 report` draws it.
+    overrides = tiny_overrides(tiny_model_dir, tmp_path / "batch1", **SAMPLED,
+                               **{"grid.samples": "[1, 3]", "backend_options": "{batch_size: 1}"})
+    printed = CliRunner().invoke(app, ["eval", *overrides], env={"COLUMNS": "200"})
+    assert printed.exit_code == 0, printed.output
+    assert "0 generations to do" in printed.output and "B24_K0_N3:majority" in printed.output
+    page = write_report([tmp_path / "batch1" / "tiny"], tmp_path / "report").html.read_text()
+    for section in ("Accuracy against compute", "Calibration and abstention", "B24_K0_N3:esc2"):
+        assert section in page
 
 
 def test_kill_minus_nine_in_a_sampled_run_then_resume_gives_the_same_rows(tiny_model_dir: Path,
