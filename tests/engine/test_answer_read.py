@@ -130,6 +130,23 @@ def test_a_letter_probe_at_the_same_thinking_count_is_reused(overrides, thinker,
     assert record.probe_tokens == sum(probe["tokens"] for probe in record.probes)
 
 
+def test_a_probe_before_a_wait_the_model_stopped_right_after_is_not_reused() -> None:
+    """Same thinking count, more text: the probe at the natural stop read the thinking without "Wait"."""
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=20, num_extensions=1, answer_probability=True,
+                                      early_exit={"every": None, "threshold": 0.9})
+    controller = SampleController(policy, CHOICES)
+    controller.record_round(RoundOutput("x " * 5, 5, stopped=True))
+    assert controller.next_step().phase == "probe"
+    controller.record_probe(letters_read(0))  # 0.6: not settled, "Wait" follows
+    assert controller.next_step().insert == "Wait"
+    controller.record_round(RoundOutput("", 0, stopped=True))
+    record, read = controller.record("p"), controller.next_step()
+    assert record.thinking_end == "extensions_spent" and record.thinking_tokens == record.probes[-1]["thinking_tokens"]
+    assert read.phase == "probe" and record.thinking == "x " * 5 + "Wait"
+    controller.record_probe(letters_read(1))
+    assert record.answer_read["reused"] is False and controller.next_step().phase == "answer"
+
+
 def test_a_probe_at_an_earlier_count_is_not_reused() -> None:
     # Probes never stand at the cap: thinking to the budget needs a read of its own.
     policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=20, answer_probability=True,

@@ -195,6 +195,7 @@ class SampleController:
     _pending: Step | None = None
     _after_probe: Step | None = None  # where thinking goes on when a probe says "not settled"
     _after_read: Step | None = None  # the answer, while the answer read (answer_probability) is pending
+    _probed: str | None = None  # the thinking the last early-exit probe read
     _record: GenerationRecord = field(default_factory=lambda: GenerationRecord(prompt=""))
     _thinking_text: str = ""
     _thinking_ids: list[int] = field(default_factory=list)
@@ -313,7 +314,7 @@ class SampleController:
             self._pending = resume
             return
         size = 1 if self.choices else self.policy.early_exit.probe_tokens
-        self._after_probe, self._extending = resume, extension
+        self._after_probe, self._extending, self._probed = resume, extension, self._thinking_text
         self._pending = Step("probe", self._forced_answer(), size, self.policy.answer_stops, choices=self.choices)
 
     def _forced_answer(self) -> str:
@@ -380,13 +381,14 @@ class SampleController:
     def _read_answer(self) -> None:
         """Before the answer: its letters at the forced answer, on a side branch like a probe.
 
-        An early-exit probe taken at this very thinking count read exactly that (same context,
-        same insert, a letter read is greedy), so it is reused. No thinking can follow, so the
-        read has no resume step and nothing is sent beside it.
+        An early-exit letter probe taken at this very point read exactly that (same context, same
+        insert, and a letter read is not sampled), so it is reused. The same thinking count alone
+        is not enough: a "Wait" the model stopped right after adds text, not tokens. No thinking
+        can follow the read, so it has no resume step and nothing is sent beside it.
         """
         rec = self._record
         last = rec.probes[-1] if rec.probes else None
-        if last is not None and last["thinking_tokens"] == rec.thinking_tokens and last["read"] == "letters":
+        if last is not None and last["read"] == "letters" and self._probed == self._thinking_text:
             rec.answer_read = ({k: v for k, v in last.items() if k != "thinking_tokens"}
                                | {"tokens": 0, "seconds": 0.0, "reused": True})
             return
@@ -403,7 +405,8 @@ class SampleController:
 
     @property
     def resume_step(self) -> Step | None:
-        """While a probe is pending: the thinking round that follows it unless the answer has settled."""
+        """While a probe is pending: the thinking round that follows it unless the answer has settled
+        (None for the answer read: only the answer follows it)."""
         return self._after_probe if self._pending is not None and self._pending.phase == "probe" else None
 
     @property
