@@ -27,9 +27,10 @@ pytest.importorskip("vllm")
 CHOICES = [LETTERS[0], None]
 ANSWER = {"max_answer_tokens": 3}
 # The default model stops at once: a natural stop, "Wait" then its own stop or the budget, the
-# budget, and early exit at its first probe (the natural stop before "Wait", where any letter settles).
+# budget with observed probes before it (none at the cap: a read of its own), and early exit at its
+# first probe (the natural stop before "Wait", where any letter settles: the read reuses it).
 CASES = [{"max_thinking_tokens": 16} | ANSWER, {"max_thinking_tokens": 16, "num_extensions": 1} | ANSWER,
-         {"max_thinking_tokens": 6, "num_extensions": 2} | ANSWER,
+         {"max_thinking_tokens": 6, "num_extensions": 2, "early_exit": {"every": 4, "observe": True}} | ANSWER,
          {"max_thinking_tokens": 8, "num_extensions": 1, "early_exit": {"every": 8, "threshold": 0.01}} | ANSWER]
 
 
@@ -52,9 +53,9 @@ def test_the_serving_engine_reads_what_the_offline_engine_reads(offline, default
     from m1.engine.backends.vllm_async import AsyncVLLMBackend
 
     prompts, policies, choices, plain, records = offline
-    # One prompt with letters, under the "Wait" and the early-exit cases.
-    first = next(index for index, letters in enumerate(CHOICES) if letters)
-    picks = [first + case * len(CHOICES) for case in (1, 3)]
+    # The prompt with letters, under the budget case: early exit's probes, then a read of its own.
+    picks = [next(index for index, letters in enumerate(CHOICES) if letters) + 2 * len(CHOICES)]
+    assert records[picks[0]].probes and not records[picks[0]].answer_read["reused"]
     live = []
 
     async def serve() -> list:
