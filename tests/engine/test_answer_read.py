@@ -94,11 +94,14 @@ ENDS = {
 def test_after_any_end_of_thinking_one_letter_read_comes_before_the_unchanged_answer(end) -> None:
     overrides, thinker = ENDS[end]
     base = BudgetPolicy.from_preset("m1", **({"max_thinking_tokens": 20} | overrides))
-    trial = (lambda k: ProbeResult("A", None, "trial", 5, 0.01, note="no logprobs")) if base.early_exit else letters_read
+    def trial(k: int) -> ProbeResult:
+        return ProbeResult("A", None, "trial", 5, 0.01, note="no logprobs")
+
     plain, plain_steps, _ = play(base, thinker(), probe=trial)
     policy = base.model_copy(update={"answer_probability": True})
-    reads = iter([letters_read(0, "C")])
-    record, steps, probes = play(policy, thinker(), probe=lambda k: next(reads) if k == len(plain.probes or []) else trial(k))
+    # Early exit's probes as without the read, then the read (the probe after them) says "C".
+    record, steps, probes = play(policy, thinker(),
+                                 probe=lambda k: letters_read(0, "C") if k == len(plain.probes or []) else trial(k))
     assert plain.thinking_end == record.thinking_end == end and plain.answer_read is None
     # The read is one more step, right before the answer; everything else is as without it.
     step, resume, entry = probes[-1]
