@@ -299,13 +299,18 @@ def test_a_batch_mixing_letter_and_trial_probes_thinks_as_without_them(tiny_back
         _, alone = generate(tiny_backend, early_exit, choices=mixed, **budget)
     finally:
         tiny_backend.batch_size = size
-    strip = [[{k: v for k, v in probe.items() if k not in ("seconds", "probability", "outside")}
-              for probe in record.probes] for record in records]
-    assert strip == [[{k: v for k, v in probe.items() if k not in ("seconds", "probability", "outside")}
-                      for probe in record.probes] for record in alone]
+    numbers = ("seconds", "probability", "outside", "letters")
+    strip = [[{k: v for k, v in probe.items() if k not in numbers} for probe in record.probes] for record in records]
+    assert strip == [[{k: v for k, v in probe.items() if k not in numbers} for probe in record.probes]
+                     for record in alone]
     for record, single in zip(records, alone):
         for probe, same in zip(record.probes, single.probes):
             assert probe["probability"] == pytest.approx(same["probability"], abs=1e-4)
+            assert (probe["letters"] is None) == (same["letters"] is None) == (probe["read"] == "trial")
+            if probe["letters"] is not None:  # every letter's share, summing to 1, the top one the answer's
+                assert probe["letters"] == pytest.approx(same["letters"], abs=1e-4)
+                assert sum(probe["letters"].values()) == pytest.approx(1.0)
+                assert probe["letters"][probe["answer"]] == probe["probability"] == max(probe["letters"].values())
 
 
 @pytest.mark.slow

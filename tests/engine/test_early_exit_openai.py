@@ -1,9 +1,11 @@
 """Early exit through the OpenAI-compatible backend, on the real default model, against real servers:
 vLLM's own OpenAI server (token ids, `top_logprobs`) and `m1 serve` (no logprobs: the backend falls
-back to trial answers and `consistency`, and says so in the record).
+back to trial answers and `consistency`, and says so in the record). The same probe reads the
+answer's probability once thinking ends (`answer_probability`), with the same fallback.
 
 Decoding is greedy, so "a probe never changes the thinking" is checked as identical token ids:
-observed probes leave the thinking exactly as without early exit, and an exit keeps a prefix of it.
+observed probes leave the thinking exactly as without early exit, and an exit keeps a prefix of it;
+the answer read leaves every token as it was.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 from m1.engine.policy import BudgetPolicy
 from m1.engine.prompt import render_prompt
 
+from .test_answer_read import READ_KEYS, same_but_the_read
 from .test_hf_backend import QUESTIONS, check_accounting
 
 MULTIPLE_CHOICE = QUESTIONS[0]
@@ -131,6 +134,47 @@ def test_without_logprobs_probes_are_trial_answers_without_probability(vllm_serv
             assert "no logprobs" in probe["note"] and "logprobs=False" in probe["note"]
 
 
+READ = PLAIN.model_copy(update={"answer_probability": True})
+
+
+def check_answer_reads(records, reference, *, probability: bool) -> None:
+    """Every token as without the read; a read for the prompt with letters only."""
+    for record, base, (_question, options) in zip(records, reference, (MULTIPLE_CHOICE, FREE_FORM)):
+        check_accounting(record, READ)
+        same_but_the_read(record, base)
+        if options is None:
+            assert record.answer_read is None
+            continue
+        read = record.answer_read
+        assert list(read) == READ_KEYS and read["reused"] is False and read["tokens"] > 1
+        if probability:
+            assert read["read"] == "letters" and read["note"] is None and read["answer"] in options
+            assert sum(read["letters"].values()) == pytest.approx(1.0)
+            assert read["letters"][read["answer"]] == read["probability"] and 0 <= read["outside"] <= 1
+        else:  # a trial answer instead, and why
+            assert read["read"] == "trial" and read["probability"] is None and read["letters"] is None
+            assert read["outside"] is None and "no logprobs" in read["note"]
+
+
+@pytest.mark.slow
+def test_the_answer_read_reads_top_logprobs_and_changes_no_token(backend, plain) -> None:
+    prompts, choices = batch(backend.tokenizer)
+    live = []
+    records = backend.generate(prompts, READ, choices=choices, on_probe=lambda *probe: live.append(probe))
+    check_answer_reads(records, plain, probability=True)
+    assert not live  # the read is no early-exit probe
+
+
+@pytest.mark.slow
+def test_without_logprobs_the_answer_read_is_a_trial_without_probability(vllm_server, default_model_dir,
+                                                                         plain) -> None:
+    backend = client(vllm_server, default_model_dir, max_context=4096, logprobs=False)
+    prompts, choices = batch(backend.tokenizer)
+    records = backend.generate(prompts, READ, choices=choices)
+    check_answer_reads(records, plain, probability=False)
+    assert "logprobs=False" in records[0].answer_read["note"]
+
+
 def test_confidence_without_logprobs_is_refused_before_any_request(default_model_dir) -> None:
     # Nothing listens on port 9: a request would come back as a failed record, not as this error.
     backend = client("http://127.0.0.1:9/v1", default_model_dir, max_context=4096, logprobs=False, max_retries=0)
@@ -149,15 +193,24 @@ def m1_server(default_model_dir, tmp_path_factory):
         yield process
 
 
+@pytest.fixture(scope="module")
+def m1_plain(m1_server, default_model_dir):
+    """The batch through m1 serve, without early exit."""
+    backend = client(m1_server.base_url, default_model_dir, max_context=1024, concurrency=2)
+    prompts, choices = batch(backend.tokenizer)
+    return backend.generate(prompts, PLAIN, choices=choices)
+
+
 @pytest.mark.slow
-def test_through_m1_serve_confidence_falls_back_to_consistency_and_says_why(m1_server, default_model_dir) -> None:
+def test_through_m1_serve_confidence_falls_back_to_consistency_and_says_why(m1_server, m1_plain,
+                                                                            default_model_dir) -> None:
     """m1 serve refuses `logprobs` (400) and strips stops from its ids: the backend probes with trial
     answers, decides by agreement, and still leaves the thinking as it is without early exit."""
     backend = client(m1_server.base_url, default_model_dir, max_context=1024, concurrency=2)
     prompts, choices = batch(backend.tokenizer, [MULTIPLE_CHOICE])
     # m1 serve cannot say whether a round stopped at the transition or at a think stop.
     policy = with_early_exit(method="confidence", every=8, transitions=TRANSITIONS)
-    reference = backend.generate(prompts, PLAIN, choices=choices)[0]
+    reference = m1_plain[0]
     record = backend.generate(prompts, policy, choices=choices)[0]
     check_accounting(record, policy)
     check_thinking_kept(record, reference)
@@ -166,6 +219,16 @@ def test_through_m1_serve_confidence_falls_back_to_consistency_and_says_why(m1_s
         assert probe["read"] == "trial" and probe["probability"] is None
         assert "refused" in probe["note"] and "logprobs" in probe["note"]
     assert record.exit_rule.startswith("consistency of 2 probes (no probabilities: no logprobs: the server refused")
+
+
+@pytest.mark.slow
+def test_through_m1_serve_the_answer_read_has_no_probability_and_says_why(m1_server, m1_plain,
+                                                                          default_model_dir) -> None:
+    backend = client(m1_server.base_url, default_model_dir, max_context=1024, concurrency=2)
+    prompts, choices = batch(backend.tokenizer)
+    records = backend.generate(prompts, READ, choices=choices)
+    check_answer_reads(records, m1_plain, probability=False)  # the sample goes on, its tokens as they were
+    assert "refused" in records[0].answer_read["note"]
 
 
 def test_a_probe_point_inside_a_multi_token_stop_does_not_split_it(backend) -> None:

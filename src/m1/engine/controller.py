@@ -15,22 +15,32 @@ semantics are identical on every backend and tested once:
   a transition string, at a natural stop that would be extended): the controller then asks for a
   `probe` step, which the backend runs on a side branch (its insert and output never join the
   context) and reports with `record_probe()`; the controller alone decides whether the answer has
-  settled and thinking ends (`early_exit`), never below the minimum, never past B.
+  settled and thinking ends (`early_exit`), never below the minimum, never past B;
+- with `policy.answer_probability` (a prompt with option letters, a preset that thinks), once
+  thinking ends for any reason one more letter `probe` step reads the answer at the forced-answer
+  prefix before the answer is generated (or the last early-exit probe, taken at the same thinking
+  count, is reused): `GenerationRecord.answer_read`, the answer's probability for calibration. It is
+  instrumentation: it changes no token of the thinking or the answer, and its cost is kept apart
+  from the probes'.
 
     controller = SampleController(policy)
     while (step := controller.next_step()) is not None:
         ...append step.insert, generate...
         controller.record_round(RoundOutput(text=..., n_tokens=..., stopped=...), inserted_tokens=n)
-        # or, for step.phase == "probe": controller.record_probe(ProbeResult(...))
+        # or, for step.phase == "probe": entry = controller.record_probe(ProbeResult(...))
+        #   (entry: the early-exit probe's trajectory entry, for a live display; None for the answer read)
     record = controller.record(prompt)
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from m1.engine.policy import BudgetPolicy
+
+if TYPE_CHECKING:
+    from m1.engine.probe import LetterRead
 
 ThinkingEnd = Literal["natural_stop", "budget_reached", "extensions_spent", "context_full", "no_thinking",
                       "early_exit"]
@@ -79,8 +89,9 @@ class ProbeResult:
     """What a probe read: the answer, its probability, and what the probe cost.
 
     `probability` is the answer's share of the option letters' probability (`outside`: the mass
-    the next token put elsewhere) or a trial answer's mean token probability; None where the
-    backend could not read probabilities (then only `consistency` can use the probe).
+    the next token put elsewhere, `letters`: every letter's share) or a trial answer's mean token
+    probability; None where the backend could not read probabilities (then only `consistency` can
+    use the probe).
     """
 
     answer: str | None
@@ -90,6 +101,12 @@ class ProbeResult:
     seconds: float
     outside: float | None = None
     note: str | None = None  # why the backend read it the way it did (e.g. no logprobs from the server)
+    letters: dict[str, float] | None = None
+
+    @classmethod
+    def from_letters(cls, read: LetterRead, tokens: int, seconds: float) -> ProbeResult:
+        """A letter read (`m1.engine.probe`) as a probe's result."""
+        return cls(read.answer, read.probability, "letters", tokens, seconds, read.outside, letters=read.letters)
 
 
 @dataclass
@@ -118,8 +135,9 @@ class GenerationRecord:
     probe_tokens: int = 0
     probe_seconds: float = 0.0
     exit_rule: str | None = None  # the rule that decided, e.g. "confidence >= 0.9"
-    # The option letters' probabilities read at the forced answer (policy.answer_probability);
-    # None unless asked.
+    # answer_probability: the letter read at the forced answer once thinking ended, {"answer",
+    # "probability", "letters", "outside", "read", "tokens", "seconds", "note", "reused"}; its cost
+    # is not in probe_tokens/probe_seconds. None unless asked, with option letters and thinking.
     answer_read: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +153,13 @@ def tokens_saved(record: GenerationRecord, budget: int | None) -> int:
     if record.thinking_end != "early_exit" or budget is None:
         return 0
     return max(0, budget - record.thinking_tokens)
+
+
+def _read(result: ProbeResult) -> dict[str, Any]:
+    """A probe's result as a record entry (the trajectory's, the answer read's)."""
+    return {"answer": result.answer, "probability": result.probability, "letters": result.letters,
+            "outside": result.outside, "read": result.read, "tokens": result.tokens,
+            "seconds": round(result.seconds, 6), "note": result.note}
 
 
 def _rule(policy: BudgetPolicy) -> str:
@@ -169,6 +194,8 @@ class SampleController:
     _phase: Literal["think", "answer", "done"] = "think"
     _pending: Step | None = None
     _after_probe: Step | None = None  # where thinking goes on when a probe says "not settled"
+    _after_read: Step | None = None  # the answer, while the answer read (answer_probability) is pending
+    _probed: str | None = None  # the thinking the last early-exit probe read
     _record: GenerationRecord = field(default_factory=lambda: GenerationRecord(prompt=""))
     _thinking_text: str = ""
     _thinking_ids: list[int] = field(default_factory=list)
@@ -286,31 +313,41 @@ class SampleController:
             self._record.extensions_used += extension
             self._pending = resume
             return
-        p = self.policy
-        insert = join_prefix(p.think_start + self._thinking_text, p.answer_after_budget)
-        size = 1 if self.choices else p.early_exit.probe_tokens
-        self._after_probe, self._extending = resume, extension
-        self._pending = Step("probe", insert, size, p.answer_stops, choices=self.choices)
+        size = 1 if self.choices else self.policy.early_exit.probe_tokens
+        self._after_probe, self._extending, self._probed = resume, extension, self._thinking_text
+        self._pending = Step("probe", self._forced_answer(), size, self.policy.answer_stops, choices=self.choices)
 
-    def record_probe(self, result: ProbeResult) -> None:
-        """The backend read the answer on its side branch: settled (exit) or go on thinking."""
+    def _forced_answer(self) -> str:
+        """A probe's insert: the forced-answer prefix after the thinking so far."""
+        return join_prefix(self.policy.think_start + self._thinking_text, self.policy.answer_after_budget)
+
+    def record_probe(self, result: ProbeResult) -> dict[str, Any] | None:
+        """The backend read the answer on its side branch: settled (exit) or go on thinking.
+
+        Returns the early-exit probe's entry in the trajectory (what a live display shows), or None
+        when the probe was the answer read, which is no part of the trajectory.
+        """
         step = self._pending
         if step is None or step.phase != "probe":
             raise RuntimeError("record_probe called without a pending probe step")
         rec = self._record
+        if self._after_read is not None:
+            rec.answer_read = _read(result) | {"reused": False}
+            self._pending, self._after_read = self._after_read, None
+            return None
         assert rec.probes is not None and self._after_probe is not None
-        rec.probes.append({"thinking_tokens": rec.thinking_tokens, "answer": result.answer,
-                           "probability": result.probability, "outside": result.outside, "read": result.read,
-                           "tokens": result.tokens, "seconds": round(result.seconds, 6), "note": result.note})
+        entry = {"thinking_tokens": rec.thinking_tokens} | _read(result)
+        rec.probes.append(entry)
         rec.probe_tokens += result.tokens
         rec.probe_seconds += result.seconds
         resume, self._after_probe = self._after_probe, None
         if self._settled() and not self.policy.early_exit.observe:
             rec.thinking_end = "early_exit"
-            return self._start_answer(self.policy.answer_after_budget)
-        rec.extensions_used += self._extending
-        self._pending = resume
-        return None
+            self._start_answer(self.policy.answer_after_budget)
+        else:
+            rec.extensions_used += self._extending
+            self._pending = resume
+        return entry
 
     def _settled(self) -> bool:
         """The policy's rule on the probes so far; without probabilities, confidence falls back to agreement."""
@@ -332,6 +369,31 @@ class SampleController:
         rec.reply = insert
         self._phase = "answer"
         self._pending = Step("answer", insert, self.policy.max_answer_tokens, self.policy.answer_stops)
+        if self._reads_answer():
+            self._read_answer()
+
+    # ------------------------------------------------------------------ answer probability
+
+    def _reads_answer(self) -> bool:
+        p = self.policy
+        return bool(p.answer_probability and self.choices and p.thinking and p.answer_after_budget)
+
+    def _read_answer(self) -> None:
+        """Before the answer: its letters at the forced answer, on a side branch like a probe.
+
+        An early-exit letter probe taken at this very point read exactly that (same context, same
+        insert, and a letter read is not sampled), so it is reused. The same thinking count alone
+        is not enough: a "Wait" the model stopped right after adds text, not tokens. No thinking
+        can follow the read, so it has no resume step and nothing is sent beside it.
+        """
+        rec = self._record
+        last = rec.probes[-1] if rec.probes else None
+        if last is not None and last["read"] == "letters" and self._probed == self._thinking_text:
+            rec.answer_read = ({k: v for k, v in last.items() if k != "thinking_tokens"}
+                               | {"tokens": 0, "seconds": 0.0, "reused": True})
+            return
+        self._after_read = self._pending
+        self._pending = Step("probe", self._forced_answer(), 1, self.policy.answer_stops, choices=self.choices)
 
     def add_trace(self, kind: str, ids: list[int]) -> None:
         """Backends that keep a token trace append each inserted or generated piece here."""
@@ -343,7 +405,8 @@ class SampleController:
 
     @property
     def resume_step(self) -> Step | None:
-        """While a probe is pending: the thinking round that follows it unless the answer has settled."""
+        """While a probe is pending: the thinking round that follows it unless the answer has settled
+        (None for the answer read: only the answer follows it)."""
         return self._after_probe if self._pending is not None and self._pending.phase == "probe" else None
 
     @property

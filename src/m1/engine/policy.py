@@ -4,6 +4,7 @@
     policy = BudgetPolicy.from_preset("think-tags")          # <think> … </think> models (R1-distill, Qwen3)
     policy = BudgetPolicy.from_preset("no-think")            # plain answers, for baselines
     policy = BudgetPolicy.from_preset("m1", early_exit={"method": "confidence", "threshold": 0.9})
+    policy = BudgetPolicy.from_preset("m1", answer_probability=True)  # the answer letter's probability
 
 The defaults follow SPEC §5 and the paper: the prompt ends with `<|im_start|>think\\n`; thinking
 stops on `<|im_start|>` or `<|im_end|>`; a natural stop is followed by `<|im_start|>answer`, a
@@ -15,6 +16,10 @@ within what is left of the budget.
 `early_exit` makes the budget adaptive (SPEC §8: DEER, Dynasor): while the model thinks, the
 answer is probed on a side branch every `every` thinking tokens and right after transition strings,
 and thinking ends as soon as the answer has settled. The cap B and the minimum keep their meaning.
+
+`answer_probability` reads, once thinking has ended, the option letters' probabilities at the
+forced-answer prefix (the early-exit probe's read, at the end): how sure the model is of the answer
+it is about to give, for calibration and abstention. It never changes what is generated.
 """
 
 from __future__ import annotations
@@ -99,7 +104,9 @@ class BudgetPolicy(BaseModel):
     max_answer_tokens: int = Field(1024, gt=0)
     sampling: Sampling = Field(default_factory=Sampling)
     early_exit: EarlyExit | None = None
-    answer_probability: bool = Field(False, description="read the option letters' probabilities at the forced answer")
+    answer_probability: bool = Field(
+        False, description="once thinking ends, read the option letters' probabilities at the forced answer "
+        "(calibration: GenerationRecord.answer_read); only prompts with option letters and presets that think")
 
     @model_validator(mode="after")
     def _minimum_fits_budget(self) -> BudgetPolicy:
@@ -135,6 +142,11 @@ class BudgetPolicy(BaseModel):
         if self.early_exit.transitions is None:
             return (self.extension_str, *DEFAULT_TRANSITIONS)
         return self.early_exit.transitions
+
+    @property
+    def trial_tokens(self) -> int:
+        """Length of a trial answer where letters cannot be read (a server without logprobs)."""
+        return (self.early_exit or EarlyExit()).probe_tokens
 
     @property
     def first_probe_at(self) -> int:

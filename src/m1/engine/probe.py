@@ -1,10 +1,11 @@
 """Reading an answer on a probe's side branch (early exit): from the option letters' next-token
 probabilities, or from a short greedy trial answer. Every backend reads its own numbers (a full
 softmax, vLLM's top logprobs, a server's `top_logprobs`) and hands them here, so the rule that
-turns them into an answer and a probability exists once.
+turns them into an answer and a probability exists once. The same read at the forced answer,
+once thinking has ended, is the answer's probability for calibration (`answer_probability`).
 
     reader = LetterReader(tokenizer, ("A", "B", "C", "D"))
-    answer, probability, outside = reader.from_ids({tok_id: prob, ...})
+    read = reader.from_ids({tok_id: prob, ...})   # LetterRead(answer, probability, outside, letters)
     answer, probability = read_trial(" B. Because…", [0.9, 0.7], ("A", "B", "C", "D"))
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # Top logprobs asked of engines and servers for a letter probe: enough to hold every option
@@ -20,8 +22,22 @@ from typing import Any
 TOP_LOGPROBS = 20
 
 
+@dataclass(frozen=True)
+class LetterRead:
+    """What the option letters' next-token probabilities say.
+
+    `letters` is every letter's share of the letters' mass (they sum to 1), `probability` the top
+    letter's share; both None when no letter has any mass (`outside` is then all of it).
+    """
+
+    answer: str | None
+    probability: float | None
+    outside: float
+    letters: dict[str, float] | None
+
+
 class LetterReader:
-    """Turns a next-token distribution into (letter, its share of the letters' mass, mass elsewhere).
+    """Turns a next-token distribution into a `LetterRead` (letter, shares, mass elsewhere).
 
     A letter can come as several tokens ("A", " A"): their probabilities are summed, then the
     letters are renormalised among themselves; what the distribution puts on other tokens is
@@ -37,7 +53,7 @@ class LetterReader:
                 if len(ids) == 1:
                     self.ids.setdefault(ids[0], letter)
 
-    def from_ids(self, probs: Mapping[int, float]) -> tuple[str | None, float | None, float]:
+    def from_ids(self, probs: Mapping[int, float]) -> LetterRead:
         mass = dict.fromkeys(self.letters, 0.0)
         for token, prob in probs.items():
             if token in self.ids:
@@ -45,7 +61,7 @@ class LetterReader:
         return _share(mass)
 
 
-def read_letter_strings(probs: Mapping[str, float], letters: Sequence[str]) -> tuple[str | None, float | None, float]:
+def read_letter_strings(probs: Mapping[str, float], letters: Sequence[str]) -> LetterRead:
     """The same read from a server's `top_logprobs` (token text → probability)."""
     mass = dict.fromkeys(letters, 0.0)
     for token, prob in probs.items():
@@ -55,14 +71,15 @@ def read_letter_strings(probs: Mapping[str, float], letters: Sequence[str]) -> t
     return _share(mass)
 
 
-def _share(mass: dict[str, float]) -> tuple[str | None, float | None, float]:
+def _share(mass: dict[str, float]) -> LetterRead:
     total = sum(mass.values())
     outside = max(0.0, 1.0 - total)
     if total <= 0:
-        return None, None, outside
+        return LetterRead(None, None, outside, None)
+    shares = {letter: value / total for letter, value in mass.items()}
     # Ties go to the earlier letter, so the read never depends on dict order of the engine's output.
-    best = max(mass, key=lambda letter: (mass[letter], -list(mass).index(letter)))
-    return best, mass[best] / total, outside
+    best = max(shares, key=lambda letter: (shares[letter], -list(shares).index(letter)))
+    return LetterRead(best, shares[best], outside, shares)
 
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")

@@ -169,10 +169,9 @@ class SampleRun:
     def finish(self, request: RoundRequest, result: Generated | ProbeResult) -> None:
         if request.is_probe:
             assert isinstance(result, ProbeResult)
-            self.controller.record_probe(result)
-            probes = self.controller.record(self.prompt).probes
-            if self.on_probe is not None and probes:
-                self.on_probe(self.index, probes[-1])
+            entry = self.controller.record_probe(result)
+            if self.on_probe is not None and entry is not None:  # early exit's probes, not the answer read
+                self.on_probe(self.index, entry)
             return
         assert isinstance(result, Generated)
         step = request.step

@@ -20,7 +20,8 @@ Early exit's probes run on a side branch: the probing samples' rows of the cache
 forced-answer prefix goes in as one multi-token forward for all samples probing at that step, and
 the answer is read from its last position (the option letters' probabilities, or a short greedy
 trial answer decoded on the branch). The branch is then dropped, so the thinking goes on from the
-cache exactly as it was, with no prompt encoded twice.
+cache exactly as it was, with no prompt encoded twice. The answer read of `answer_probability`
+(after thinking, before the answer) is such a probe too, and the answer goes on from the cache.
 """
 
 from __future__ import annotations
@@ -371,17 +372,17 @@ class TransformersBackend:
             if s.step.choices:
                 probs = torch.softmax(logits[i], dim=-1)
                 reader = self._letter_reader(s.step.choices)
-                answer, probability, outside = reader.from_ids({t: float(probs[t]) for t in reader.ids})
-                results[i] = ProbeResult(answer, probability, "letters", len(s.probe_ids), shared, outside)
+                read = reader.from_ids({t: float(probs[t]) for t in reader.ids})
+                results[i] = ProbeResult.from_letters(read, len(s.probe_ids), shared)
             else:
                 trials.append(i)
         if trials:
             results.update(self._trial_answers(trials, samples, logits, branch, branch_mask, positions[:, -1] + 1,
                                                shared))
         for i, s in enumerate(samples):
-            s.controller.record_probe(results[i])
-            if s.on_probe is not None:
-                s.on_probe(s.controller.record(s.prompt).probes[-1])
+            entry = s.controller.record_probe(results[i])
+            if s.on_probe is not None and entry is not None:  # early exit's probes, not the answer read
+                s.on_probe(entry)
             self._begin_step(s)
 
     def _trial_answers(self, trials: list[int], samples: list[_Sample], logits, branch, branch_mask, positions,

@@ -20,9 +20,11 @@ server's prefix cache makes the shared part free). Multiple choice reads the opt
 one token's `top_logprobs`; free-form decodes a greedy trial answer with `logprobs=1`. A server
 that returns no logprobs, or refuses the field (m1 serve: 400), gets trial answers without
 probabilities from then on, and the probe's note says why (the controller then decides by
-`consistency` and says so in `exit_rule`). Transition strings ("pauses") go as extra stop strings;
-the round's ids (vLLM includes a stop string's tokens) or, in text mode, the stop string kept in
-the text (`include_stop_str_in_output`) show which stop fired. A server that does not report
+`consistency` and says so in `exit_rule`). `answer_probability`'s read at the forced answer is
+such a probe, so there it is a trial answer without probability, with the same note: the sample
+goes on. Transition strings ("pauses") go as extra stop strings; the round's ids (vLLM includes a
+stop string's tokens) or, in text mode, the stop string kept in the text
+(`include_stop_str_in_output`) show which stop fired. A server that does not report
 `stop_reason` (m1 serve strips stops from its ids) cannot show that, so its rounds are re-sent
 without pauses, for good, and it is probed only every `every` tokens.
 
@@ -186,19 +188,15 @@ class OpenAIBackend:
                                         logprobs=TOP_LOGPROBS if step.choices else 1)
             except BadRequestError as err:  # m1 serve refuses fields it does not implement
                 response, note = None, f"no logprobs: the server refused them ({_error_message(err)})"
-            read = None if response is None else _read_logprobs(response, step.choices)
+            read = None if response is None else _read_logprobs(response, step.choices, request.inserted, started)
             if read is not None:
                 self._logprobs = True
-                answer, probability, outside = read
-                # A letter read is one forward over the insert (the token sampled with it costs nothing more).
-                generated = 0 if step.choices else _used(response)
-                return ProbeResult(answer, probability, "letters" if step.choices else "trial",
-                                   request.inserted + generated, time.perf_counter() - started, outside)
+                return read
             if response is not None:
                 note = "no logprobs: the server returned none"
         # Without probabilities a letter is read from a short trial answer too (it may follow a few words).
         size = request.limit if not step.choices else max(
-            1, min(request.policy.early_exit.probe_tokens, self.max_context - len(request.context)))
+            1, min(request.policy.trial_tokens, self.max_context - len(request.context)))
         response = self._create(request, ids, step.stops, (), size, greedy)
         if self._logprobs is not False:  # the trial worked: the field was the trouble
             self._no_logprobs = note  # first, so that another thread never sees False with the old note
@@ -208,21 +206,23 @@ class OpenAIBackend:
                            note=note)
 
 
-def _read_logprobs(response: Any, choices: tuple[str, ...] | None) -> tuple[str | None, float | None, float | None] | None:
-    """(answer, probability, mass outside the letters) from a probe's logprobs; None if it has none."""
+def _read_logprobs(response: Any, choices: tuple[str, ...] | None, inserted: int, started: float) -> ProbeResult | None:
+    """A probe's read from its logprobs (letters, or a trial answer's); None if the server gave none."""
     choice = response.choices[0]
     logprobs = choice.logprobs
     if choices:
         top = logprobs.top_logprobs if logprobs is not None else None
         if not top or not top[0]:
             return None
-        return read_letter_strings({token: math.exp(value) for token, value in top[0].items()}, choices)
+        read = read_letter_strings({token: math.exp(value) for token, value in top[0].items()}, choices)
+        # A letter read is one forward over the insert (the token sampled with it costs nothing more).
+        return ProbeResult.from_letters(read, inserted, time.perf_counter() - started)
     values = logprobs.token_logprobs if logprobs is not None else None
     if not values:
         return None
     # The token that ended the answer counts too: stopping is part of the model's answer.
     answer, probability = read_trial(choice.text, [math.exp(v) for v in values if v is not None], None)
-    return answer, probability, None
+    return ProbeResult(answer, probability, "trial", inserted + _used(response), time.perf_counter() - started)
 
 
 def _used(response: Any) -> int:

@@ -135,10 +135,10 @@ class VLLMRounds:
             distribution = completion.logprobs[0] if completion.logprobs else {}
             if step.choices not in self._readers:
                 self._readers[step.choices] = LetterReader(self.tokenizer, step.choices)
-            answer, probability, outside = self._readers[step.choices].from_ids(
+            read = self._readers[step.choices].from_ids(
                 {token: math.exp(entry.logprob) for token, entry in distribution.items()})
             # A letter read is one forward over the insert; the token vLLM samples with it is not a cost.
-            return ProbeResult(answer, probability, "letters", request.inserted, seconds, outside)
+            return ProbeResult.from_letters(read, request.inserted, seconds)
         kept = self.stops.strip(ids, step.stops) if completion.finish_reason == "stop" else ids
         # The stop's first token counts: how sure the model is that the answer ends there.
         scored = ids[:len(kept) + 1]
