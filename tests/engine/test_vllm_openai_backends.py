@@ -111,3 +111,21 @@ def test_unreachable_server_is_an_error_per_sample(default_model_dir) -> None:
     policy = POLICIES["plain"]
     records = backend.generate(prompts(backend.tokenizer, policy)[:2], policy)
     assert all(r.error and "request failed after retries" in r.error for r in records)
+
+
+def test_seeded_samples_of_prompts_longer_than_one_prefill_step(vllm_backend) -> None:
+    # Together these prompts exceed one engine step's token budget. Prefilled in chunks, vLLM on
+    # CPU rewinds each seeded request's generator by an offset CPU generators lack, and the engine
+    # dies; engine_args prefills whole prompts on CPU. The draws stay the seeds' own.
+    scheduler = vllm_backend.llm.llm_engine.vllm_config.scheduler_config
+    long_question = "Which artery supplies the heart's anterior wall? " + "Consider the coronary anatomy. " * 120
+    n = scheduler.max_num_batched_tokens // len(vllm_backend.tokenizer.encode(long_question)) + 2
+    policy = BudgetPolicy.from_preset("think-tags", max_thinking_tokens=6, max_answer_tokens=2,
+                                      sampling={"temperature": 0.8, "seed": 3})
+    texts = [render_prompt(vllm_backend.tokenizer, f"{i}. {long_question}", None, policy) for i in range(n)]
+    policies = [policy.model_copy(update={"sampling": policy.sampling.model_copy(update={"seed": i})})
+                for i in range(n)]
+    together = vllm_backend.generate(texts, policies)
+    assert all(record.error is None and record.thinking_tokens > 0 for record in together)
+    alone = vllm_backend.generate(texts[-1:], policies[-1:])
+    assert alone[0].thinking == together[-1].thinking  # the seed decides, not the batch

@@ -75,6 +75,12 @@ def engine_args(model: str, *, on_gpu: bool, dtype: str = "auto", tensor_paralle
         # every early-exit probe re-prefilled up to 127 tokens; 32 (the smallest it allows) cut the
         # probe overhead at every 64 tokens from 25 % to about 10 % (docs/benchmarks.md).
         options["block_size"] = 32
+        # A prompt prefilled in chunks has its sampled token discarded, and vLLM then rewinds the
+        # request's seeded generator by an offset that CPU generators do not have: the engine dies
+        # ("CPU Generator does not use offset") on the first seeded sample whose prompt is chunked,
+        # i.e. any sampled eval with several samples, or a served request with a seed, under load.
+        # Whole-prompt prefills never discard (tests/engine/test_vllm_openai_backends.py).
+        options["enable_chunked_prefill"] = False
     if max_model_len is not None:
         options["max_model_len"] = max_model_len
     options.update(more)
