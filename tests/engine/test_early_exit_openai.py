@@ -146,13 +146,15 @@ def check_answer_reads(records, reference, *, probability: bool) -> None:
             assert record.answer_read is None
             continue
         read = record.answer_read
-        assert list(read) == READ_KEYS and read["reused"] is False and read["tokens"] > 1
+        assert list(read) == READ_KEYS and read["reused"] is False
         if probability:
+            assert read["tokens"] > 1
             assert read["read"] == "letters" and read["note"] is None and read["answer"] in options
             assert sum(read["letters"].values()) == pytest.approx(1.0)
             assert read["letters"][read["answer"]] == read["probability"] and 0 <= read["outside"] <= 1
-        else:  # a trial answer instead, and why
+        else:  # nothing to read, and why: no trial answer is asked for, it would only repeat the answer
             assert read["read"] == "trial" and read["probability"] is None and read["letters"] is None
+            assert read["tokens"] == 0
             assert read["outside"] is None and "no logprobs" in read["note"]
 
 

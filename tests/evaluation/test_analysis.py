@@ -75,14 +75,16 @@ def test_policies_frontier_and_flips_of_a_mixed_grid(seed: int) -> None:
     assert counts["right_to_wrong"] + counts["wrong_to_right"] + counts["both_right"] + counts["both_wrong"] == len(uids)
 
 
-def test_calibration_counts_every_sample_and_keeps_a_bounded_curve() -> None:
+def test_calibration_of_every_point_counts_every_sample_and_keeps_a_bounded_curve() -> None:
     rng = random.Random(7)
     uids = [f"q{i:04d}" for i in range(400)]
     points = [point(32), point(32, samples=2), point(64)]
     scored = {points[0].key: scored_rows(points[0], uids, rng), points[1].key: scored_rows(points[1], uids, rng),
               points[2].key: scored_rows(points[2], uids, rng, read=False)}
     sections = analyse(points, scored, {}, {"sources": {}})
-    assert set(sections.calibration) == {"B32_K0", "B32_K0_N2"}  # B64 read nothing: no section
+    nothing = sections.calibration["B64_K0"]["strict"]  # read nothing: counted and named, no figures
+    assert nothing["with_probability"] == 0 and nothing["ece"] is None and len(nothing["missing"]) == 400
+    assert nothing["target"]["threshold"] is None and [p["coverage"] for p in nothing["selective"]] == [0.0]
     one, two = sections.calibration["B32_K0"]["strict"], sections.calibration["B32_K0_N2"]["strict"]
     assert one["n"] == 400 and two["n"] == 800 and not two["missing"]
     assert len(one["selective"]) <= SELECTIVE_POINTS and one["selective"][-1]["coverage"] == 1.0

@@ -1,5 +1,5 @@
 """The labels file as a run input: reading it (a bad line names the file, the line and the field),
-items it lacks are unlabelled, and a run's identity follows the file's content, not its path."""
+items it lacks are unlabelled, and a run records the file and its sha256 (the identity leaves them out)."""
 
 from __future__ import annotations
 
@@ -116,19 +116,19 @@ def test_a_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
         load_labels(tmp_path / "missing.jsonl")
 
 
-def test_identity_follows_the_labels_content_not_its_path(tmp_path: Path) -> None:
+def test_labels_are_no_part_of_the_identity_but_must_exist(tmp_path: Path) -> None:
+    # Labels change no prediction: adding, moving or editing them re-scores the same run.
     first, moved = tmp_path / "a" / "labels.jsonl", tmp_path / "b" / "renamed.jsonl"
     write_labels(first, good_lines(8))
     moved.parent.mkdir()
     shutil.copy(first, moved)
+    write_labels(moved, good_lines(8)[:-1])
     plain = load_config(EvalConfig, None, [])
     at_first = load_config(EvalConfig, None, [f"domains={first}"])
     at_moved = load_config(EvalConfig, None, [f"domains={moved}"])
-    assert at_first.identity() == at_moved.identity() != plain.identity()
-    write_labels(moved, good_lines(8)[:-1])
-    assert at_moved.identity() != at_first.identity()
+    assert at_first.identity() == at_moved.identity() == plain.identity()
     with pytest.raises(DataError, match="labels file not found"):
-        load_config(EvalConfig, None, [f"domains={tmp_path / 'nope.jsonl'}"]).identity()
+        load_config(EvalConfig, None, [f"domains={tmp_path / 'nope.jsonl'}"]).domains_file()
 
 
 def test_run_json_records_the_labels_file_and_its_sha256(tmp_path: Path) -> None:
@@ -136,6 +136,13 @@ def test_run_json_records_the_labels_file_and_its_sha256(tmp_path: Path) -> None
     sha256 = write_labels(labels, good_lines(5))
     config = load_config(EvalConfig, None, [f"domains={labels}", f"out_dir={tmp_path / 'runs'}"])
     store = RunStore.open(config)
-    assert json.loads((store.root / "run.json").read_text())["domains"] == {"file": str(labels), "sha256": sha256}
+    run_json = store.root / "run.json"
+    assert json.loads(run_json.read_text())["domains"] == {"file": str(labels), "sha256": sha256}
+    # The same run, scored again without labels and then with other ones: run.json says which were used.
     without = RunStore.open(load_config(EvalConfig, None, [f"out_dir={tmp_path / 'runs'}"]))
-    assert "domains" not in json.loads((without.root / "run.json").read_text())
+    assert without.root == store.root
+    without.write_summary({"points": []})
+    assert "domains" not in json.loads(run_json.read_text())
+    other = write_labels(labels, good_lines(4))
+    store.write_summary({"points": [], "domains": {"file": str(labels), "sha256": other, "labelled": 4, "unlabelled": []}})
+    assert json.loads(run_json.read_text())["domains"] == {"file": str(labels), "sha256": other}

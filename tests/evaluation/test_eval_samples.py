@@ -164,10 +164,10 @@ def test_store_resumes_per_sample_in_item_then_sample_order(tmp_path: Path) -> N
     store.append_prediction(point, {"uid": "q1", "sample": 1, "reply": "q1/1"})
     assert ("q1", 1) in store.finished(point) and len(store.predictions(point)) == 5
 
-    assert store.wall_seconds(point) is None  # never timed: unknown, not zero
+    assert store.seconds_per_generation(point) is None  # never timed: unknown, not zero
     store.record_timing(point, 1.25, 4)
     store.record_timing(point, 0.5, 2)
-    assert store.wall_seconds(point) == pytest.approx(1.75)
+    assert store.seconds_per_generation(point) == pytest.approx(1.75 / 6)
     lines = [json.loads(line) for line in (store.point_dir(point) / "timing.jsonl").read_text().splitlines()]
     assert lines == [{"seconds": 1.25, "generations": 4}, {"seconds": 0.5, "generations": 2}]
 
@@ -193,7 +193,9 @@ def test_scoring_a_sampled_point_keeps_every_sample(tmp_path: Path) -> None:
     usage = entries["B64_K0_N2"]["usage"]
     assert usage["wall_seconds"] == 3.0 and usage["wall_seconds_per_item"] == pytest.approx(1.0)
     assert usage["total_tokens_mean"] == pytest.approx(20 + 3 + 21 + 3)
-    assert entries["B64_K0_N2"]["strict"]["micro"]["items"] == 6  # every sample counts, for now
+    # Summarised by its majority vote: one answer per item, so the interval counts items.
+    voted = entries["B64_K0_N2"]["strict"]
+    assert voted["micro"]["items"] == 3 and set(voted["rules"]) <= {"majority_vote", "no_answer"}
 
     scored = [json.loads(line) for line in (store.point_dir(several) / "scored.jsonl").read_text().splitlines()]
     assert [(r["uid"], r["sample"]) for r in scored] == [(i.uid, s) for i in ITEMS for s in (0, 1)]
@@ -215,7 +217,7 @@ def test_scoring_a_sampled_point_keeps_every_sample(tmp_path: Path) -> None:
 
     store.predictions_path(several).write_text("".join(
         line + "\n" for line in store.predictions_path(several).read_text().splitlines()[:-1]))
-    with pytest.raises(DataError, match="1 of 6 predictions missing"):
+    with pytest.raises(DataError, match=r"1 of 6 predictions missing \(the first: uid q2, sample 0\)"):
         score_run(grid, store, [single, several], ITEMS)
 
 

@@ -67,6 +67,9 @@ class Step:
     # stop string that began before it completes: a round cut at a probe point must not split a
     # multi-token stop (`</think>`), or thinking would differ from the same run without probes.
     lookahead: int = 0
+    # A probe that reads the answer's letters for calibration (policy.answer_probability), not
+    # early exit's: a backend that knows it can read no probabilities may answer it without a request.
+    answer_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -393,7 +396,8 @@ class SampleController:
                                | {"tokens": 0, "seconds": 0.0, "reused": True})
             return
         self._after_read = self._pending
-        self._pending = Step("probe", self._forced_answer(), 1, self.policy.answer_stops, choices=self.choices)
+        self._pending = Step("probe", self._forced_answer(), 1, self.policy.answer_stops, choices=self.choices,
+                             answer_read=True)
 
     def add_trace(self, kind: str, ids: list[int]) -> None:
         """Backends that keep a token trace append each inserted or generated piece here."""

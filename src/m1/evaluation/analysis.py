@@ -45,30 +45,37 @@ class Sections:
     policies: list[dict[str, Any]] = field(default_factory=list)
     frontier: dict[str, dict[str, Any]] = field(default_factory=dict)  # mode -> {"pareto", "cheapest"}
     flips: list[dict[str, Any]] = field(default_factory=list)
-    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # point key -> mode -> calibration
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # every point: key -> mode -> calibration
     target: float = TARGET  # the accuracy the calibration's selective threshold aims at
 
     def to_dict(self) -> dict[str, Any]:
         return {"policies": self.policies, "frontier": self.frontier, "flips": self.flips}
 
 
+def point_votes(point: GridPoint, rows: Rows) -> PointVotes:
+    """Every aggregation of one point's scored rows (m1.evaluation.votes)."""
+    return aggregate_point(rows, windows=ESC_WINDOWS, where=f"points/{point.key}/scored.jsonl")
+
+
 def analyse(points: Sequence[GridPoint], scored: Mapping[str, Rows], wall_seconds: Mapping[str, float],
-            groupings: Mapping[str, Mapping[str, str]], *, target: float = TARGET) -> Sections:
+            groupings: Mapping[str, Mapping[str, str]], *, target: float = TARGET,
+            votes: Mapping[str, PointVotes] | None = None) -> Sections:
+    """`wall_seconds`: each timed point's generation time; `votes`: `point_votes` already computed."""
     sections = Sections(target=target)
     answers, costed = {}, {mode: [] for mode in MODES}
     for point in points:
         rows = scored[point.key]
-        votes = aggregate_point(rows, windows=ESC_WINDOWS, where=f"points/{point.key}/scored.jsonl")
-        answers[point.key] = {mode: votes.results[mode]["majority"] for mode in MODES}
-        for entry, policies in _policies(point, votes, rows, wall_seconds.get(point.key), groupings):
+        votes_here = votes[point.key] if votes is not None else point_votes(point, rows)
+        answers[point.key] = {mode: votes_here.results[mode]["majority"] for mode in MODES}
+        for entry, policies in _policies(point, votes_here, rows, wall_seconds.get(point.key), groupings):
             sections.policies.append(entry)
             for mode in MODES:
                 costed[mode].append(policies[mode])
         judged = {mode: [Judged(_prediction_id(row, point), row[f"confidence_{mode}"], bool(row[f"{mode}_correct"]))
                          for row in rows] for mode in MODES}
-        if any(item.confidence is not None for item in judged["strict"]):
-            sections.calibration[point.key] = {mode: _thinned(calibration(judged[mode], target=target).to_dict())
-                                               for mode in MODES}
+        # Every point, with or without a probability read: points without one are counted and named.
+        sections.calibration[point.key] = {mode: _thinned(calibration(judged[mode], target=target).to_dict())
+                                           for mode in MODES}
     for mode, policies in costed.items():
         sections.frontier[mode] = {
             "pareto": pareto_frontier(policies),

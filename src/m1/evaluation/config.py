@@ -122,8 +122,8 @@ class EvalConfig(BaseModel):
     per_source: int | None = Field(None, gt=0)
     limit: int | None = Field(None, gt=0)
     seed: int = 42
-    domains: str | None = Field(None, description="a labels file from m1 label-domains (its content, not its path, "
-                                                  "is part of the run's identity)")
+    domains: str | None = Field(None, description="a labels file from m1 label-domains: scores are broken down "
+                                                  "by its MeSH domains (recorded with its sha256; not part of the identity)")
     preset: PresetName = Field(None, description="default: the model's own (m1, think-tags for smollm2-135m)",
                                validate_default=True)
     policy: dict[str, Any] = Field(default_factory=dict, description="BudgetPolicy fields besides the grid's")
@@ -205,10 +205,9 @@ class EvalConfig(BaseModel):
 
     def identity(self) -> str:
         """A short hash of everything that decides the results (not the output location)."""
+        # Domain labels change no prediction, only how the scores are broken down: adding or editing
+        # them re-scores the same run (run.json and the summary record the file and its sha256).
         relevant = self.model_dump(mode="json", exclude={"out_dir", "name", "domains"})
-        # The labels file counts by its content: moved, it is the same run; edited, another one.
-        if self.domains is not None:
-            relevant["domains_sha256"] = self.domains_file()["sha256"]
         # A grid without early exit or several samples, with calibration on, hashes as it did before
         # those settings existed, so runs started then resume (the answer read changes no answer).
         if relevant["grid"]["early_exit"] == [None]:

@@ -4,8 +4,8 @@
 
 Per point: each prediction scored strict and reference (`m1.scoring`), scored.jsonl (letters,
 rules, tokens, the answer read's probability of the extracted letter), token use and wall time.
-A point with N samples is scored over all its samples here (each sample one prediction: the
-accuracy of a single sample); its votes are policies of the summary. Then the run's
+A point with N samples is summarised by its majority vote (one answer per item, so its intervals
+count items); one sample's accuracy and every vote are policies of the summary. Then the run's
 compute-optimal sections (`m1.evaluation.analysis`): every policy's accuracy against its cost,
 the Pareto frontier and the cheapest policy within 1 point of the best (overall, per source, per
 MeSH domain when the run has a labels file), the answer flips between neighbouring points, and
@@ -20,12 +20,14 @@ from typing import Any
 
 from m1.data.errors import DataError
 from m1.data.items import MCQItem
-from m1.evaluation.analysis import analyse
+from m1.evaluation.analysis import analyse, point_votes
 from m1.evaluation.config import EvalConfig, GridPoint
 from m1.evaluation.domains import load_labels
 from m1.evaluation.early_exit import compare_with_fixed, settling_curves
 from m1.evaluation.store import RunStore
-from m1.scoring import ScoredRow, build_report, prediction_from_record, score_predictions
+from m1.evaluation.votes import PointVotes
+from m1.scoring import (MODES, ScoredRow, ScoreReport, build_report, disagreement, mode_metrics, prediction_from_record,
+                        score_predictions)
 
 
 def generation_tokens(row: dict[str, Any]) -> int:
@@ -48,33 +50,39 @@ def answer_confidence(row: dict[str, Any], letter: str | None) -> float | None:
     return 0.0 if letter is None else letters.get(letter, 0.0)
 
 
-
-
 def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], items: list[MCQItem]) -> dict[str, Any]:
     """Score every grid point in both modes; the summary is what reports read."""
     wanted = {item.uid for item in items}
     order = [(item.uid, item.source) for item in items]
     rows_by_key: dict[str, dict[str, dict[str, Any]]] = {}
     scored_by_key: dict[str, dict[str, dict[str, Any]]] = {}
-    summary_points, scored_lists = [], {}
+    summary_points, scored_lists, votes, walls = [], {}, {}, {}
     for point in points:
         rows = [r for r in store.predictions(point) if r["uid"] in wanted]
         expected = len(wanted) * point.samples
         if len(rows) < expected:
+            done = {(row["uid"], row.get("sample", 0)) for row in rows}
+            uid, sample = next((item.uid, s) for item in items for s in range(point.samples) if (item.uid, s) not in done)
+            first = f"uid {uid}" + (f", sample {sample}" if point.samples > 1 else "")
             raise DataError.at(store.predictions_path(point), "", "",
-                               f"{expected - len(rows)} of {expected} predictions missing",
+                               f"{expected - len(rows)} of {expected} predictions missing (the first: {first})",
                                "run the same command again to finish the run")
         where = store.predictions_path(point)
         # The scorers join the two modes by uid: each sample of an item is its own prediction there.
         prediction_rows = [prediction_from_record(where, number, _scoring_record(point, row))
                            for number, row in enumerate(rows, start=1)]
-        report = build_report(prediction_rows)
         strict = score_predictions(prediction_rows, "strict")
         reference = score_predictions(prediction_rows, "reference")
         scored = scored_lists[point.key] = [scored_row(point, row, s, r) for row, s, r in zip(rows, strict, reference)]
-        wall = store.wall_seconds(point)
-        usage = token_usage(rows) | {"wall_seconds": wall,
-                                     "wall_seconds_per_item": None if wall is None else wall / len(wanted)}
+        votes[point.key] = point_votes(point, scored)
+        report = build_report(prediction_rows) if point.samples == 1 else voted_report(votes[point.key])
+        per_generation = store.seconds_per_generation(point)
+        # Per item: the time of its generations at the point's measured rate (a resumed run timed
+        # only the calls that finished, and counted only their generations).
+        per_item = None if per_generation is None else per_generation * point.samples
+        usage = token_usage(rows) | {"wall_seconds": None if per_item is None else per_item * len(wanted),
+                                     "wall_seconds_per_item": per_item}
+        walls[point.key] = usage["wall_seconds"]
         rows_by_key[point.key] = {row["uid"]: row for row in rows if row.get("sample", 0) == 0}
         scored_by_key[point.key] = {row["uid"]: row for row in scored if row.get("sample", 0) == 0}
         adaptive = {} if point.early_exit is None else {
@@ -96,14 +104,24 @@ def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], item
         labels = load_labels(config.domains)
         groupings["domains"] = {uid: labels.names[uid] for uid in wanted if uid in labels.names}
         summary["domains"] = labels.coverage(item.uid for item in items)
-    walls = {p.key: wall for p in points if (wall := store.wall_seconds(p)) is not None}
-    sections = analyse(points, scored_lists, walls, groupings)
+    sections = analyse(points, scored_lists, {key: wall for key, wall in walls.items() if wall is not None},
+                       groupings, votes=votes)
     for entry in summary_points:
-        if entry["point"] in sections.calibration:
-            entry["calibration"] = sections.calibration[entry["point"]]
+        entry["calibration"] = sections.calibration[entry["point"]]
     summary |= sections.to_dict() | {"calibration_target": sections.target}
     comparisons = compare_with_fixed(points, rows_by_key, scored_by_key, order, seed=config.seed)
     return summary if comparisons is None else summary | {"early_exit": comparisons}
+
+
+def voted_report(votes: PointVotes) -> ScoreReport:
+    """A point with several samples is summarised by its majority vote, one answer per item: so its
+    intervals count items, not samples (one sample's accuracy and the other votes are policies)."""
+    modes = {mode: [ScoredRow(item.uid, item.source, item.gold, item.letter,
+                              "majority_vote" if item.letter is not None else "no_answer", item.correct == 1.0)
+                    for item in votes.results[mode]["majority"]] for mode in MODES}
+    return ScoreReport(items=len(modes["strict"]),
+                       modes={mode: mode_metrics(rows, mode) for mode, rows in modes.items()},
+                       disagreement=disagreement(modes["reference"], modes["strict"]))
 
 
 def _scoring_record(point: GridPoint, row: dict[str, Any]) -> dict[str, Any]:

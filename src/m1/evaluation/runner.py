@@ -34,6 +34,7 @@ from m1.engine import load_backend
 from m1.engine.controller import GenerationRecord
 from m1.engine.prompt import render_prompt
 from m1.evaluation.config import EvalConfig, GridPoint
+from m1.evaluation.domains import load_labels
 from m1.evaluation.results import score_run
 from m1.evaluation.store import RunStore
 
@@ -106,6 +107,8 @@ def run_eval(config: EvalConfig, console: Console | None = None) -> dict[str, An
     items = select_items(config, data_path)
     if not items:
         raise DataError.at(data_path, "", "sources", "no items selected", "check sources=, per_source= and limit=")
+    if config.domains is not None:
+        load_labels(config.domains)  # a bad labels file is named now, not after every generation
     store = RunStore.open(config)
     store.save_items(items)
     points = config.grid_points()

@@ -94,12 +94,13 @@ class RunStore:
         append_jsonl(self.point_dir(point) / "timing.jsonl",
                      [{"seconds": round(seconds, 6), "generations": generations}])
 
-    def wall_seconds(self, point: GridPoint) -> float | None:
-        """Seconds the point's generate calls took, summed over every run that worked on it (a call
-        cut short by a crash is not counted: its line was never written); None for a point generated
-        before m1 timed points (unknown, not zero)."""
-        path = self.point_dir(point) / "timing.jsonl"
-        return sum(row["seconds"] for row in read_jsonl_tolerant(path)) if path.exists() else None
+    def seconds_per_generation(self, point: GridPoint) -> float | None:
+        """The point's generation time per generation, over the generate calls that finished (a call
+        cut short by a crash has no line, and neither are its rows counted here); None for a point
+        generated before m1 timed points (unknown, not zero)."""
+        rows = list(read_jsonl_tolerant(self.point_dir(point) / "timing.jsonl"))
+        generations = sum(row["generations"] for row in rows)
+        return sum(row["seconds"] for row in rows) / generations if generations else None
 
     def repair(self, point: GridPoint) -> None:
         """Drop a final line cut short by a crash, so that appends start on a fresh line."""
@@ -121,6 +122,10 @@ class RunStore:
         run_file = self.root / "run.json"
         info = json.loads(run_file.read_text())
         info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        # The labels the scores were broken down by this time (a later run may re-score with others).
+        info.pop("domains", None)
+        if "domains" in summary:
+            info["domains"] = {"file": summary["domains"]["file"], "sha256": summary["domains"]["sha256"]}
         atomic_write_json(run_file, info)
 
 

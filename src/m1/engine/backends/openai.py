@@ -181,7 +181,7 @@ class OpenAIBackend:
 
         started, ids = time.perf_counter(), self._ids
         step, greedy = request.step, request.policy.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0})
-        note = self._no_logprobs
+        note, spent = self._no_logprobs, 0
         if self._logprobs is not False:
             try:
                 response = self._create(request, ids, step.stops, (), request.limit, greedy,
@@ -194,6 +194,13 @@ class OpenAIBackend:
                 return read
             if response is not None:
                 note = "no logprobs: the server returned none"
+            if step.answer_read:  # the server answered without probabilities: that is what it has
+                self._no_logprobs, self._logprobs = note, False
+                spent = 0 if response is None else request.inserted + _used(response)
+        if step.answer_read:
+            # The calibration read is a letter distribution: without probabilities there is nothing to
+            # read (a trial answer would only repeat the answer that follows).
+            return ProbeResult(None, None, "trial", spent, time.perf_counter() - started, note=note)
         # Without probabilities a letter is read from a short trial answer too (it may follow a few words).
         size = request.limit if not step.choices else max(
             1, min(request.policy.trial_tokens, self.max_context - len(request.context)))
