@@ -164,12 +164,14 @@ def without_clock(row: dict) -> dict:
         "letters": {letter: round(p, 4) for letter, p in read["letters"].items()}}}
 
 
-def test_a_sample_draws_the_same_whatever_its_point_or_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_a_sample_draws_the_same_whatever_its_point_or_batch(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     runs = {}
     for batch in (1, 3):
         overrides = tiny_overrides(tiny_model_dir, tmp_path / f"batch{batch}", **SAMPLED,
                                    **{"grid.samples": "[1, 3]", "backend_options": f"{{batch_size: {batch}}}"})
         summary = run_eval(load_config(EvalConfig, None, overrides))
+        # The one-sample point is its twin's sample 0, copied: 4 items x 3 samples are drawn, no more.
+        assert "12 generations to do" in capsys.readouterr().out
         assert [(p["point"], p["samples"]) for p in summary["points"]] == [("B24_K0", 1), ("B24_K0_N3", 3)]
         runs[batch] = {key: point_rows(tmp_path / f"batch{batch}" / "tiny", key) for key in ("B24_K0", "B24_K0_N3")}
     single, several = runs[1]["B24_K0"], runs[1]["B24_K0_N3"]
@@ -177,6 +179,10 @@ def test_a_sample_draws_the_same_whatever_its_point_or_batch(tiny_model_dir: Pat
     # The draw is a function of (run seed, item, sample): batch mates and the point's N change nothing.
     assert runs[3] == runs[1]
     assert [{k: v for k, v in r.items() if k != "sample"} for r in several if r["sample"] == 0] == single
+    # ... and those are the draws a one-sample grid makes itself.
+    alone = tiny_overrides(tiny_model_dir, tmp_path / "alone", **SAMPLED, **{"backend_options": "{batch_size: 1}"})
+    run_eval(load_config(EvalConfig, None, alone))
+    assert point_rows(tmp_path / "alone" / "tiny", "B24_K0") == single
     for first in range(0, len(several), 3):
         assert len({r["thinking"] for r in several[first:first + 3]}) == 3  # an item's samples differ
 

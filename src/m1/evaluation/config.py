@@ -20,6 +20,7 @@ config always gets a different directory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -194,6 +195,15 @@ class EvalConfig(BaseModel):
         if point.early_exit is not None:
             overrides["early_exit"] = point.early_exit
         return BudgetPolicy.from_preset(self.preset, answer_probability=self.calibration, **overrides)
+
+    def drawn_with(self, point: GridPoint) -> GridPoint | None:
+        """The point with several samples whose sample 0 is exactly `point` (a one-sample point with
+        the same settings: same policy, same seed (seed, uid, 0)), so it is not drawn twice; None
+        when there is none."""
+        if point.samples != 1 or not self.sampled:
+            return None
+        others = [p for p in self.grid_points() if p.samples > 1 and dataclasses.replace(p, samples=1) == point]
+        return min(others, key=lambda p: p.samples, default=None)
 
     def sample_policy(self, policy: BudgetPolicy, uid: str, sample: int) -> BudgetPolicy:
         """`policy` for sample `sample` (0-based) of item `uid`: with that sample's own seed when

@@ -12,7 +12,9 @@ curves (`m1.evaluation.early_exit`). Killing the process at any moment and runni
 command again finishes the run with the same predictions and metrics as an uninterrupted one
 (wall time aside: a call cut short by the kill is not counted).
 
-Scoring, and the compute-optimal sections of the summary, are `m1.evaluation.results`.
+A one-sample point beside a several-sample point with the same settings is the latter's sample 0
+(the same policy and seeds), so it is copied from there rather than drawn again. Scoring, and the
+compute-optimal sections of the summary, are `m1.evaluation.results`.
 """
 
 from __future__ import annotations
@@ -113,16 +115,39 @@ def run_eval(config: EvalConfig, console: Console | None = None) -> dict[str, An
     store.save_items(items)
     points = config.grid_points()
     todo = {point.key: pending_predictions(point, items, store.finished(point)) for point in points}
-    remaining = sum(len(v) for v in todo.values())
+    # A one-sample point is sample 0 of its several-sample twin: taken from there, not drawn again.
+    copied = {point.key: twin for point in points if (twin := config.drawn_with(point)) is not None}
+    drawn = [point for point in points if point.key not in copied]
+    remaining = sum(len(todo[point.key]) for point in drawn)
     console.print(f"run: {store.root}  ({len(items)} items × {len(points)} grid points, "
                   f"{remaining} generations to do)", markup=False)
+    for key, twin in copied.items():
+        if todo[key]:
+            console.print(f"{key}: sample 0 of {twin.key}, not drawn again (the same seeds)", markup=False)
 
     if remaining:
         backend = load_backend(config.backend, config.model, **config.backend_options)
-        generate_missing(config, store, backend, points, todo, console)
+        generate_missing(config, store, backend, drawn, todo, console)
+    for point in points:
+        if point.key in copied and todo[point.key]:
+            copy_first_samples(store, copied[point.key], point, todo[point.key])
     summary = score_run(config, store, points, items)
     store.write_summary(summary)
     return summary
+
+
+def copy_first_samples(store: RunStore, twin: GridPoint, point: GridPoint,
+                       pending: list[tuple[MCQItem, int]]) -> None:
+    """Write `point`'s missing rows as sample 0 of `twin` (without the sample field), and its time at
+    the twin's rate per generation."""
+    first = {row["uid"]: row for row in store.predictions(twin) if row["sample"] == 0}
+    found = [item for item, _ in pending if item.uid in first]
+    store.repair(point)
+    for item in found:
+        store.append_prediction(point, {k: v for k, v in first[item.uid].items() if k != "sample"})
+    rate = store.seconds_per_generation(twin)
+    if rate is not None and found:
+        store.record_timing(point, rate * len(found), len(found))
 
 
 def generate_missing(config: EvalConfig, store: RunStore, backend: Any, points: list[GridPoint],
