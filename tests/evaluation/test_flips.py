@@ -43,27 +43,8 @@ def test_neighbour_pairs_of_a_grid_follow_its_sorted_axes() -> None:
     assert ("B128_K0_EE1_S1", "B256_K0_EE1_S1") in expected_budget                     # the keys as a reader sees them
 
 
-@dataclass(frozen=True)
-class SampledPoint(GridPoint):
-    """A grid point with the samples axis (issue 14), key and fixed as agreed: `_N{n}` after `_EE{i}`."""
-
-    samples: int = 1
-
-    @property
-    def key(self) -> str:
-        key = super().key
-        if self.samples == 1:
-            return key
-        head, _, suffix = key.partition("_S")
-        return f"{head}_N{self.samples}" + (f"_S{suffix}" if suffix else "")
-
-    @property
-    def fixed(self) -> GridPoint:
-        return SampledPoint(self.budget, self.extensions, self.suffix, self.suffix_index, samples=self.samples)
-
-
 def test_points_with_different_sample_counts_are_not_neighbours() -> None:
-    points = [SampledPoint(b, 0, "s", 0, samples=n) for b in (256, 512) for n in (1, 4)]
+    points = [GridPoint(b, 0, "s", 0, samples=n) for b in (256, 512) for n in (1, 4)]
     pairs = neighbour_pairs(points)
     assert {(p.before, p.after) for p in pairs} == {("B256_K0", "B512_K0"), ("B256_K0_N4", "B512_K0_N4")}
     assert all(p.kind == "budget" for p in pairs)

@@ -10,8 +10,9 @@ for 4 samples per item (none for 1), then `_S1` for the second prompt suffix: `B
 Points with one sample and without early exit keep the keys they always had.
 
 When sampling (temperature > 0), sample s of item uid draws with its own seed,
-`sample_seed(config.seed, uid, s)`: a draw depends neither on the batch it ran in nor on what a
-resumed run had already finished.
+`sample_seed(config.seed, uid, s)` (which the backend mixes with the prompt text, as it does for
+every request): a draw depends neither on the batch it ran in nor on what a resumed run had
+already finished.
 
 A run's identity is the hash of everything that can change its results (not where it is written),
 so running the same command again finds the same run directory and resumes it, and a different

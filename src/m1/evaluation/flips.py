@@ -10,8 +10,7 @@ McNemar p-value, overall and per group (source, domain), and the items that flip
 
 A point's per-item answer is its "majority" aggregation (m1.evaluation.votes): the one answer of a
 one-sample point, the majority vote of several. Neighbours share every other axis: the Wait count,
-the early-exit setting, the prompt suffix and the number of samples (read with
-getattr(point, "samples", 1), so grids from before the samples axis pair as they did). The p-value is
+the early-exit setting, the prompt suffix and the number of samples. The p-value is
 `m1.evaluation.paired.mcnemar_exact` on right->wrong against wrong->right; a flipped item's
 "from"/"to" are its extracted letters (null: no answer).
 """
@@ -42,10 +41,6 @@ class Pair:
         return {"from": self.before, "to": self.after, "kind": self.kind}
 
 
-def _samples(point: GridPoint) -> int:
-    return getattr(point, "samples", 1)
-
-
 def neighbour_pairs(points: Sequence[GridPoint]) -> list[Pair]:
     """Budget pairs, then Wait pairs, then fixed -> early exit pairs, each in the points' order."""
     thinking = [p for p in points if p.budget is not None]
@@ -63,7 +58,7 @@ def neighbour_pairs(points: Sequence[GridPoint]) -> list[Pair]:
 def _next_along(point: GridPoint, points: Sequence[GridPoint], axis: str, same: tuple[str, ...]) -> GridPoint | None:
     """The point next larger on `axis` among those equal to `point` on the axes `same` and in samples."""
     def rest(p: GridPoint) -> tuple[Any, ...]:
-        return (*(getattr(p, name) for name in same), _samples(p))
+        return (*(getattr(p, name) for name in same), p.samples)
 
     later = [p for p in points if rest(p) == rest(point) and getattr(p, axis) > getattr(point, axis)]
     return min(later, key=lambda p: getattr(p, axis), default=None)

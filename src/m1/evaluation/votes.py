@@ -189,9 +189,11 @@ _FIELDS = ("uid", "source", "answer_idx", "tokens",
 def _items(rows: Sequence[Mapping[str, Any]], where: str) -> dict[str, tuple[tuple[str, str], list[Mapping[str, Any]]]]:
     """The rows grouped by item in first-seen order, each item's rows in sample order; checked."""
     items: dict[str, tuple[tuple[str, str], dict[int, Mapping[str, Any]]]] = {}
+    first_row: dict[str, int] = {}  # each item's first row number, to name an incomplete item
     for number, row in enumerate(rows, start=1):
         _check_row(row, number, where)
         uid, sample = row["uid"], row.get("sample", 0)
+        first_row.setdefault(uid, number)
         head, by_sample = items.setdefault(uid, ((row["source"], row["answer_idx"]), {}))
         if head != (row["source"], row["answer_idx"]):
             raise DataError.at(where, number, "source" if head[0] != row["source"] else "answer_idx",
@@ -204,7 +206,7 @@ def _items(rows: Sequence[Mapping[str, Any]], where: str) -> dict[str, tuple[tup
     counts = {len(by_sample) for _, by_sample in items.values()}
     for uid, (_, by_sample) in items.items():
         if sorted(by_sample) != list(range(max(counts))):
-            raise DataError.at(where, "", "sample", f"item {uid} has samples {sorted(by_sample)}, "
+            raise DataError.at(where, first_row[uid], "sample", f"item {uid} has samples {sorted(by_sample)}, "
                                f"expected 0..{max(counts) - 1} like the other items",
                                "finish the run (run the same command again) before scoring it")
     return {uid: (head, [by_sample[s] for s in sorted(by_sample)]) for uid, (head, by_sample) in items.items()}
