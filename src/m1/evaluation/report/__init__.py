@@ -6,7 +6,7 @@ and figures (PNG and SVG) that show how accuracy moves with the thinking budget.
     paths.html, paths.markdown, paths.figures       # <first run>/report/report.html, report.md, ...
 
 What it reads is each run's `metrics.json` (`m1.evaluation.summary.RunSummary`, written by
-`m1.evaluation.runner.score_run`): one summary per grid point with both extraction modes' metrics
+`m1.evaluation.results.score_run`): one summary per grid point with both extraction modes' metrics
 and the thinking-token use. What it writes, into `out_dir`:
 
     report.html                  self-contained: figures embedded, opens from anywhere
@@ -44,7 +44,6 @@ sections as the documents hold them), `html` (Jinja2 templates in `templates/`),
 """
 
 from m1.evaluation.report.figures import (
-    _error_bars,
     accuracy_vs_budget_figure,
     answer_settling_figure,
     budget_series,
@@ -58,7 +57,7 @@ from m1.evaluation.report.write import ReportPaths, write_report
 
 __all__ = [
     "MACRO", "MICRO", "PointResult", "ReportPaths", "RunResult", "Score", "TableData", "Trend",
-    "_error_bars", "accuracy_vs_budget_figure", "answer_settling_figure", "budget_series", "fit_log2_trend",
+    "accuracy_vs_budget_figure", "answer_settling_figure", "budget_series", "fit_log2_trend",
     "load_run", "load_runs", "render_markdown_table", "settling_points", "summary_table", "t_quantile",
     "write_report",
 ]
