@@ -455,6 +455,14 @@ def test_report_command_takes_the_target_accuracy(tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "--target-accuracy" in refused.output
 
 
+@pytest.mark.parametrize("target", [0.0, -0.5, 1.0 + 1e-9, 90.0, float("nan")])
+def test_a_target_that_is_no_accuracy_is_refused_before_anything_is_written(tmp_path: Path, target: float) -> None:
+    run = make_run(tmp_path, "refused", 37, sampled=False, labelled=False)
+    with pytest.raises(ValueError, match="above 0 and at most 1"):
+        write_report([run.path], tmp_path / "report", target_accuracy=target)
+    assert not (tmp_path / "report").exists()
+
+
 @pytest.mark.slow
 def test_every_new_section_renders_in_a_headless_browser(two: Report, tmp_path: Path) -> None:
     binary = chromium()

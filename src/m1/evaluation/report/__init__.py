@@ -32,7 +32,8 @@ issue 14 appear where the summary has their data: accuracy against compute (ever
 frontier, the cheapest policy within 1 point of the best per source, in both extraction modes),
 answer flips between neighbouring grid points (counts with the exact McNemar p, per source and
 domain, and the first 50 flipped items of each pair), calibration (ECE and the confidence
-threshold that reaches `target_accuracy`, default 0.9), and accuracy and tokens by MeSH domain.
+threshold that reaches `target_accuracy`, by default `m1.evaluation.calibration.TARGET`, 0.9;
+`checked_target` refuses one outside (0, 1]), and accuracy and tokens by MeSH domain.
 
 Several runs share every figure, one colour and marker per run. The paper's numbers at B = 4096
 (`m1.evaluation.paper`) are drawn as black reference markers unless `paper_overlay=False`.
@@ -53,11 +54,11 @@ from m1.evaluation.report.load import MACRO, MICRO, PointResult, RunResult, Scor
 from m1.evaluation.report.markdown import render_markdown_table
 from m1.evaluation.report.stats import Trend, fit_log2_trend, t_quantile
 from m1.evaluation.report.tables import TableData, summary_table
-from m1.evaluation.report.write import ReportPaths, write_report
+from m1.evaluation.report.write import ReportPaths, checked_target, write_report
 
 __all__ = [
     "MACRO", "MICRO", "PointResult", "ReportPaths", "RunResult", "Score", "TableData", "Trend",
-    "accuracy_vs_budget_figure", "answer_settling_figure", "budget_series", "fit_log2_trend",
+    "accuracy_vs_budget_figure", "answer_settling_figure", "budget_series", "checked_target", "fit_log2_trend",
     "load_run", "load_runs", "render_markdown_table", "settling_points", "summary_table", "t_quantile",
     "write_report",
 ]
