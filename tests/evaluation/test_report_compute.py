@@ -455,6 +455,28 @@ def test_report_command_takes_the_target_accuracy(tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "--target-accuracy" in refused.output
 
 
+def test_labels_and_uids_cannot_put_html_into_report_md(tmp_path: Path) -> None:
+    from markupsafe import escape
+
+    label, model = '<img src=x onerror="alert(1)"> & <b>bold</b> | `tick` **star**', "<i>some</i>/model"
+    uid = "<script>alert('uid')</script>|&amp;"
+    run = make_run(tmp_path, "hostile", 41, sampled=False, labelled=False)
+    run.summary["run"], run.summary["model"] = label, model
+    run.summary["flips"][0]["strict"]["flipped"][0]["uid"] = uid
+    (run.path / "metrics.json").write_text(json.dumps(run.summary))
+    paths = write_report([run.path], tmp_path / "report")
+    markdown, page = paths.markdown.read_text(), paths.html.read_text()
+    assert "<" not in markdown and ">" not in markdown  # no tag of any kind, the document's own included
+    for text in (label, model, uid):
+        shown = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+        assert shown in markdown
+        assert html.unescape(shown.replace("\\|", "|")) == text
+        assert str(escape(text)) in page  # the page escapes on its own (Jinja2's autoescape)
+    # an escaped "|" leaves every row of a table with the header's cells
+    rows = [line for line in section(markdown, "Flipped items").splitlines() if line.startswith("|")]
+    assert len({len(re.findall(r"(?<!\\)\|", line)) for line in rows}) == 1
+
+
 @pytest.mark.parametrize("target", [0.0, -0.5, 1.0 + 1e-9, 90.0, float("nan")])
 def test_a_target_that_is_no_accuracy_is_refused_before_anything_is_written(tmp_path: Path, target: float) -> None:
     run = make_run(tmp_path, "refused", 37, sampled=False, labelled=False)
