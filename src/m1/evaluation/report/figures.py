@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from m1.evaluation.paper import PAPER_BUDGET, PAPER_MODELS, paper_accuracy
-from m1.evaluation.report.choose import pareto, reaching
-from m1.evaluation.report.load import MICRO, PANEL_TITLES, PointResult, RunResult, calibrated_points, costed_policies
+from m1.evaluation.report.choose import pareto, target_threshold
+from m1.evaluation.report.load import MICRO, PANEL_TITLES, PointResult, RunResult, costed_policies, read_points
 from m1.evaluation.report.stats import fit_log2_trend
 from m1.evaluation.report.text import early_exit_rule, pct, short_budget
 from m1.io import atomic_write_bytes
@@ -438,8 +438,9 @@ def frontier_figure(runs: Sequence[RunResult], mode: str) -> Any | None:
 
 
 def reliability_figure(runs: Sequence[RunResult]) -> Any | None:
-    """A reliability diagram per calibrated grid point: accuracy per confidence bin against the diagonal."""
-    found = calibrated_points(runs)
+    """A reliability diagram per grid point where probabilities were read: accuracy per confidence
+    bin against the diagonal."""
+    found = read_points(runs)
     if not found:
         return None
     several = len(runs) > 1
@@ -469,11 +470,11 @@ def reliability_figure(runs: Sequence[RunResult]) -> Any | None:
 
 
 def selective_figure(runs: Sequence[RunResult], target: float) -> Any | None:
-    """Selective accuracy against coverage per calibrated point, the target accuracy marked."""
+    """Selective accuracy against coverage per point where probabilities were read, the target
+    accuracy marked."""
     from matplotlib.figure import Figure
 
-    found = [(run, point) for run, point in calibrated_points(runs)
-             if any(p.accuracy is not None for p in point.calibration.selective)]
+    found = read_points(runs)
     if not found:
         return None
     colours = _colours()
@@ -486,8 +487,11 @@ def selective_figure(runs: Sequence[RunResult], target: float) -> Any | None:
         label = f"{run.label}: {point.key}" if several else point.key
         axis.plot([100 * p.coverage for p in curve], [100 * p.accuracy for p in curve], color=colour, linewidth=1.3,
                   linestyle=VARIANT_LINESTYLES[runs.index(run) % len(VARIANT_LINESTYLES)], label=label)
-        if (reached := reaching(point.calibration.selective, target)) is not None:
-            axis.plot([100 * reached.coverage], [100 * reached.accuracy], "o", color=colour, markersize=5)
+        reached = target_threshold(point.calibration, target)
+        if reached.threshold is not None:
+            # Where the stored curve lacks scoring's threshold, its accuracy is known to reach the target only.
+            there = target if reached.accuracy is None else reached.accuracy
+            axis.plot([100 * reached.coverage], [100 * there], "o", color=colour, markersize=5)
     axis.axhline(100 * target, color="black", linestyle="--", linewidth=1, label=f"target {pct(target)} %")
     axis.set_xlim(0, 101)
     axis.set_xlabel("coverage % (items answered: confidence at or above the threshold)")

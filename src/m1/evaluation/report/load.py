@@ -61,7 +61,7 @@ class PointResult:
     early_exit: dict[str, Any] | None = None  # the point's early-exit settings
     settling: dict[str, Any] | None = None  # its answer-settling curves (m1.evaluation.early_exit)
     samples: int = 1
-    calibration: Calibration | None = None  # the chosen mode's, when answer probabilities were read
+    calibration: Calibration | None = None  # the chosen mode's, where scoring looked for answer probabilities
 
     @property
     def order(self) -> tuple[int, int, int, int, int, int]:
@@ -148,8 +148,14 @@ def costed_policies(runs: Sequence[RunResult]) -> list[Costed]:
 
 
 def calibrated_points(runs: Sequence[RunResult]) -> list[tuple[RunResult, PointResult]]:
-    """Every run's grid points whose answer probabilities were read, in the runs' order."""
+    """Every run's grid points that have a calibration entry, in the runs' order; at some, no
+    probability may have been read (no thinking, or a server without logprobs)."""
     return [(run, point) for run in runs for point in run.points if point.calibration is not None]
+
+
+def read_points(runs: Sequence[RunResult]) -> list[tuple[RunResult, PointResult]]:
+    """The calibrated points at which some answer probability was read: those the figures draw."""
+    return [(run, point) for run, point in calibrated_points(runs) if point.calibration.with_probability]
 
 
 def point_result(point: PointSummary, mode: str) -> PointResult:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from m1.evaluation.analysis import SELECTIVE_POINTS
 from m1.evaluation.early_exit import difference_text
 from m1.evaluation.paper import (
     BENCHMARK_OF_SOURCE,
@@ -21,7 +22,7 @@ from m1.evaluation.paper import (
     paper_accuracy,
     paper_model_for,
 )
-from m1.evaluation.report.choose import best, cheapest_within, pareto, reaching
+from m1.evaluation.report.choose import Threshold, best, cheapest_within, pareto, target_threshold
 from m1.evaluation.report.load import MACRO, MICRO, PANEL_TITLES, Costed, PointResult, RunResult, Score, calibrated_points, costed_policies
 from m1.evaluation.report.text import budget_text, early_exit_rule, number, p_value, pct, with_ci
 from m1.evaluation.summary import FlipCounts, GroupScore
@@ -361,6 +362,22 @@ def flipped_tables(runs: Sequence[RunResult], mode: str, limit: int = FLIPPED_SH
 # ------------------------------------------------------------------ calibration (issue 14)
 
 MISSING_NAMED = 5  # uids named per point for items without a probability
+THINNED = "†"  # marks a threshold found on the thinned curve of metrics.json, not scoring's own
+
+
+def _threshold_cells(point: PointResult, found: Threshold | None) -> list[str]:
+    """ECE, then the threshold `found` for the target (None: no probability read), its coverage and
+    the accuracy there."""
+    calibration = point.calibration
+    if found is None:
+        what = "items" if point.samples == 1 else "predictions"
+        return [f"no probability read ({calibration.n} {what})", "—", "—", "—"]
+    mark = "" if found.exact else f" {THINNED}"
+    if found.threshold is None:
+        return [number(calibration.ece, 3), "not reached" + mark, "—", "—"]
+    # The stored curve may lack scoring's threshold; its accuracy reaches the target by definition.
+    there = f"≥ {pct(calibration.target.accuracy)}" if found.accuracy is None else pct(found.accuracy)
+    return [number(calibration.ece, 3), f"{found.threshold:.3f}{mark}", pct(found.coverage), there]
 
 
 def calibration_table(runs: Sequence[RunResult], mode: str, target: float) -> TableData | None:
@@ -369,17 +386,15 @@ def calibration_table(runs: Sequence[RunResult], mode: str, target: float) -> Ta
     if not found:
         return None
     several = len(runs) > 1
-    rows, missing = [], []
+    rows, missing, thinned = [], [], False
     for run, point in found:
         calibration = point.calibration
-        reached = reaching(calibration.selective, target)
+        threshold = target_threshold(calibration, target) if calibration.with_probability else None
+        thinned |= threshold is not None and not threshold.exact
         rows.append(([run.label] if several else []) + [
-            point.key, str(calibration.n), str(calibration.with_probability), str(len(calibration.missing)),
-            number(calibration.ece, 3),
-            "not reached" if reached is None else f"{reached.threshold:.3f}",
-            "—" if reached is None else pct(reached.coverage),
-            "—" if reached is None else pct(reached.accuracy)])
-        if calibration.missing:
+            point.key, str(calibration.n), str(calibration.with_probability), str(len(calibration.missing))]
+            + _threshold_cells(point, threshold))
+        if calibration.missing and calibration.with_probability:  # none read: the row says so
             named = ", ".join(calibration.missing[:MISSING_NAMED])
             more = len(calibration.missing) - MISSING_NAMED
             missing.append(f"{(run.label + ' ') if several else ''}{point.key}: {len(calibration.missing)} "
@@ -391,7 +406,12 @@ def calibration_table(runs: Sequence[RunResult], mode: str, target: float) -> Ta
     note = ("The probability is the answer letter's share of the option letters' probability, read at the forced "
             "answer. ECE: expected calibration error over 10 equal-width bins. Threshold: the lowest confidence "
             f"at which answering only the items at or above it reaches {pct(target)} % accuracy (most coverage), "
-            "from the selective curve in metrics.json.")
+            "as scoring found it over every threshold.")
+    if thinned:
+        aimed = sorted({f"{pct(p.calibration.target.accuracy)} %" for _, p in found if p.calibration.target})
+        note += (f" {THINNED}: scoring searched every threshold for {' and '.join(aimed) or 'no target'}, not for "
+                 f"this one, so the threshold is read from the selective curve stored in metrics.json (at most "
+                 f"{SELECTIVE_POINTS} thresholds), and may sit a step above the lowest that reaches the target.")
     if missing:
         note += " Without a probability (counted, not binned): " + "; ".join(missing) + "."
     return TableData(f"Calibration of the answer probability ({mode} extraction)", header, rows,
