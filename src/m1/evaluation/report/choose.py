@@ -1,9 +1,10 @@
 """The report's choices among what the run summaries give: which policies form the Pareto frontier
-and which is the cheapest within 1 point of the best, across the runs shown, and the confidence
-threshold that reaches an accuracy target at a grid point.
+and which is the cheapest within 1 point of the best, across the runs shown that answered the same
+items, and the confidence threshold that reaches an accuracy target at a grid point.
 
     on_frontier = pareto([Option("B512_K0", 0.61, 812.0), Option("B1024_K0", 0.60, 1490.0)])  # ["B512_K0"]
     cheapest_within(options)                       # the Option: fewest tokens within 1 point of the best
+    frontier_names(costed_policies(runs), item_sets(runs), "strict")   # the same, per item set of runs
     target_threshold(point.calibration, 0.9)       # a Threshold: scoring's own when it aimed at 0.9
 
 The rules are `m1.evaluation.frontier`'s and `m1.evaluation.calibration`'s, which scoring applies
@@ -15,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from m1.evaluation.calibration import lowest_reaching
 from m1.evaluation.frontier import Option, cheapest, pareto
 from m1.evaluation.summary import Calibration
 
-__all__ = ["Option", "Threshold", "best", "cheapest_within", "pareto", "target_threshold"]
+if TYPE_CHECKING:  # load imports this module (Option)
+    from m1.evaluation.report.load import Costed
+
+__all__ = ["Option", "Threshold", "best", "cheapest_within", "frontier_names", "pareto", "target_threshold"]
 
 SAME_TARGET = 1e-12  # a target asked for that is scoring's, whatever the rounding of a float on the way
 
@@ -28,6 +33,13 @@ SAME_TARGET = 1e-12  # a target asked for that is scoring's, whatever the roundi
 def cheapest_within(options: Sequence[Option]) -> Option | None:
     """The option with the fewest tokens among those within 1 point of the best; None without options."""
     return cheapest(options) if options else None
+
+
+def frontier_names(policies: Sequence[Costed], sets: Sequence[Sequence[int]], mode: str) -> set[str]:
+    """The policies on the Pareto frontier of their item set's runs (`load.item_sets`): runs that
+    answered different items never rank against each other."""
+    return {name for members in sets
+            for name in pareto([p.option(mode) for p in policies if p.run_index in members])}
 
 
 def best(options: Sequence[Option]) -> Option | None:

@@ -1,7 +1,8 @@
 """The report's figures, drawn with matplotlib on figures of their own (no pyplot state) and saved
 as PNG and SVG: accuracy against the thinking budget (the paper's figure 1, with a trend in
 log2(budget)), against the number of "Wait" extensions (figure 3), thinking tokens used per grid
-point, and how soon answers settle under early exit.
+point, how soon answers settle under early exit, and for issue 14 accuracy against compute (a panel
+per extraction mode, a frontier per set of runs on the same items), reliability and selective accuracy.
 
     figure = accuracy_vs_budget_figure(runs, panels, "strict", paper_overlay=True)   # None: nothing to draw
     paths, png = save_figure(figure, out_dir, "accuracy_vs_budget")
@@ -20,8 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from m1.evaluation.paper import PAPER_BUDGET, PAPER_MODELS, paper_accuracy
-from m1.evaluation.report.choose import pareto, target_threshold
-from m1.evaluation.report.load import MICRO, PANEL_TITLES, PointResult, RunResult, costed_policies, read_points
+from m1.evaluation.report.choose import frontier_names, target_threshold
+from m1.evaluation.report.load import (
+    MICRO,
+    PANEL_TITLES,
+    PointResult,
+    RunResult,
+    costed_policies,
+    item_sets,
+    read_points,
+)
 from m1.evaluation.report.stats import fit_log2_trend
 from m1.evaluation.report.text import early_exit_rule, pct, short_budget
 from m1.io import atomic_write_bytes
@@ -390,8 +399,12 @@ def _error_bars(scored: list) -> Any:
 AGGREGATION_MARKERS = {"single": "o", "sample": "v", "majority": "s", "weighted": "^"}  # esc<w>: "D"
 
 
-def frontier_figure(runs: Sequence[RunResult], mode: str) -> Any | None:
-    """Every policy's accuracy (95 % interval) against its mean tokens per item, the Pareto frontier drawn."""
+FRONTIER_LINESTYLES = ("--", "-.", ":")  # one per item set of runs
+
+
+def frontier_figure(runs: Sequence[RunResult], modes: Sequence[str]) -> Any | None:
+    """A panel per extraction mode (the first is the tables' mode): every policy's accuracy (95 %
+    interval) against its mean tokens per item, and the Pareto frontier of each item set of runs."""
     import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -401,39 +414,48 @@ def frontier_figure(runs: Sequence[RunResult], mode: str) -> Any | None:
     if not policies:
         return None
     colours = _colours()
-    figure = Figure(figsize=(9.5, 5.8), layout="constrained")
-    axis = figure.subplots()
-    on_frontier = pareto([p.option(mode) for p in policies])
-    for p in policies:
-        score = p.score(mode)
-        error = np.clip([[100 * (score.accuracy - score.ci_low)], [100 * (score.ci_high - score.accuracy)]], 0, None)
-        axis.errorbar([p.tokens(mode)], [100 * score.accuracy], yerr=error, color=colours[p.run_index % len(colours)],
-                      fmt=AGGREGATION_MARKERS.get(p.policy.aggregation, "D"), markersize=6, capsize=2,
-                      elinewidth=0.8, alpha=0.9)
-    frontier = sorted((p for p in policies if p.name in on_frontier), key=lambda p: p.tokens(mode))
-    axis.plot([p.tokens(mode) for p in frontier], [100 * p.score(mode).accuracy for p in frontier], "--",
-              color="black", linewidth=1.2, zorder=1)
+    sets = item_sets(runs)
     several = len(runs) > 1
-    for p in frontier:
-        axis.annotate(p.shown(several), (p.tokens(mode), 100 * p.score(mode).accuracy), textcoords="offset points",
-                      xytext=(4, 5), fontsize="x-small")
-    axis.set_xscale("log")
-    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.xaxis.set_minor_formatter(NullFormatter())
-    axis.set_xlabel("generated tokens per item (mean over items; every sample a policy used)")
-    axis.set_ylabel("accuracy %")
-    axis.grid(alpha=0.3, which="both")
-    _clamp_percent_axis(axis)
+    figure = Figure(figsize=(6.0 * len(modes), 5.8), layout="constrained")
+    axes = figure.subplots(1, len(modes), sharey=True, squeeze=False)[0]
+    for axis, mode in zip(axes, modes):
+        on_frontier = frontier_names(policies, sets, mode)
+        for p in policies:
+            score = p.score(mode)
+            error = np.clip([[100 * (score.accuracy - score.ci_low)], [100 * (score.ci_high - score.accuracy)]], 0,
+                            None)
+            axis.errorbar([p.tokens(mode)], [100 * score.accuracy], yerr=error,
+                          color=colours[p.run_index % len(colours)],
+                          fmt=AGGREGATION_MARKERS.get(p.policy.aggregation, "D"), markersize=6, capsize=2,
+                          elinewidth=0.8, alpha=0.9)
+        for number, members in enumerate(sets):
+            frontier = sorted((p for p in policies if p.run_index in members and p.name in on_frontier),
+                              key=lambda p: p.tokens(mode))
+            axis.plot([p.tokens(mode) for p in frontier], [100 * p.score(mode).accuracy for p in frontier],
+                      FRONTIER_LINESTYLES[number % len(FRONTIER_LINESTYLES)], color="black", linewidth=1.2, zorder=1)
+            for p in frontier:
+                axis.annotate(p.shown(several), (p.tokens(mode), 100 * p.score(mode).accuracy),
+                              textcoords="offset points", xytext=(4, 5), fontsize="x-small")
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_title(f"{mode} extraction", fontsize="medium")
+        axis.set_xlabel("generated tokens per item (mean; every sample a policy used)", fontsize="small")
+        axis.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("accuracy %")
+    _clamp_percent_axis(axes[0])
     handles = [Line2D([], [], color=colours[i % len(colours)], marker="o", linestyle="", label=run.label)
                for i, run in enumerate(runs) if run.policies]
     shown = sorted({p.policy.aggregation for p in policies})
     handles += [Line2D([], [], color="grey", marker=AGGREGATION_MARKERS.get(a, "D"), linestyle="", label=a)
                 for a in shown]
-    handles.append(Line2D([], [], color="black", linestyle="--", label="Pareto frontier"))
+    handles += [Line2D([], [], color="black", linestyle=FRONTIER_LINESTYLES[n % len(FRONTIER_LINESTYLES)],
+                       label="Pareto frontier" + (f", item set {n + 1}" if len(sets) > 1 else ""))
+                for n in range(len(sets))]
     figure.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize="small",
                   frameon=False)
-    figure.suptitle(f"Accuracy against compute ({mode} extraction; bars: 95 % CI)", fontsize="medium")
+    figure.suptitle("Accuracy against compute (bars: 95 % CI)", fontsize="medium")
     return figure
 
 

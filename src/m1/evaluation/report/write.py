@@ -26,7 +26,7 @@ from m1.evaluation.report.figures import (
     thinking_tokens_figure,
 )
 from m1.evaluation.report.html import render_html
-from m1.evaluation.report.load import MACRO, MICRO, RunResult, load_runs, ordered_sources
+from m1.evaluation.report.load import MACRO, MICRO, RunResult, item_sets, item_sets_note, load_runs, ordered_sources
 from m1.evaluation.report.markdown import render_markdown
 from m1.evaluation.report.tables import (
     Tables,
@@ -152,12 +152,17 @@ def compute_sections(runs: list[RunResult], sources: list[str], mode: str, targe
         cheapest = cheapest_table(runs, "sources", sources, mode,
                                   f"Cheapest policy within 1 point of the best, per source ({mode} extraction)")
         tables = [table for table in (frontier, cheapest, frontier_table(runs, other)) if table is not None]
-        figures = drawn([("accuracy_vs_compute", "Accuracy against tokens per item", frontier_figure(runs, mode),
-                          "Every policy of every run (a grid point, or a vote over its samples): accuracy with its 95 % "
-                          "interval against generated tokens per item (log axis). Colour: run; marker: how the "
-                          "samples were aggregated. Dashed: the Pareto frontier, its policies named.")])
-        sections.append(Section("Accuracy against compute", "Which policy gives the best accuracy per token: fixed "
-                                "budgets, \"Wait\" rounds, early exit and votes over parallel samples, costed alike.",
+        sets = item_sets(runs)
+        figures = drawn([("accuracy_vs_compute", "Accuracy against tokens per item",
+                          frontier_figure(runs, [mode, other]),
+                          f"Left {mode} extraction (the tables' mode), right {other}. Every policy of every run (a "
+                          "grid point, or a vote over its samples): accuracy with its 95 % interval against generated "
+                          "tokens per item (log axis). Colour: run; marker: how the samples were aggregated. Black: "
+                          "the Pareto frontier" + (" of each item set, in its own line style" if len(sets) > 1 else "")
+                          + ", its policies named.")])
+        intro = ("Which policy gives the best accuracy per token: fixed budgets, \"Wait\" rounds, early exit and "
+                 "votes over parallel samples, costed alike.")
+        sections.append(Section("Accuracy against compute", " ".join(filter(None, [intro, item_sets_note(runs, sets)])),
                                 figures, tables))
     if flips := flips_tables(runs, sources, mode):
         sections.append(Section("Answer flips between neighbouring grid points",
