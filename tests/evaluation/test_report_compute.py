@@ -157,7 +157,8 @@ def calibration_of(point: Point, mode: str, target: float = 0.9, thin: int | Non
         bins.append({"low": i / 10, "high": (i + 1) / 10, "count": len(inside),
                      "confidence": sum(c for c, _ in inside) / len(inside) if inside else None,
                      "accuracy": sum(ok for _, ok in inside) / len(inside) if inside else None})
-    ece = sum(b["count"] / len(read) * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) if read else None
+    ece = sum(b["count"] / len(read) * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) if read \
+        else None
     curve = [{"threshold": None, "coverage": 0.0, "accuracy": None}]
     for t in sorted({c for c, _ in read}, reverse=True):
         answered = [ok for c, ok in read if c >= t]
@@ -376,8 +377,8 @@ def test_runs_rank_together_only_on_the_same_items(three: Drawn) -> None:
         for number, members in (("1", shared), ("2", other)):
             options = flat(members, mode)
             expected = {(o["run"], o["policy"]) for o in options if not dominated(o, options)}
-            assert {(r["run"], r["policy"]) for r in rows if r["item set"] == number and r["on the frontier"] == "yes"} \
-                == expected
+            flagged = {(r["run"], r["policy"]) for r in rows if r["item set"] == number and r["on the frontier"] == "yes"}
+            assert flagged == expected
     rows = table(markdown, "Cheapest policy within 1 point of the best, per source (reference")
     for number, members in (("1", shared), ("2", other)):
         mine = {r["source"]: r for r in rows if r["item set"] == number}
@@ -509,7 +510,8 @@ def test_the_thinned_curve_alone_would_give_another_threshold(full: Report) -> N
     found = [p["calibration"]["strict"] for p in run.summary["points"]]
     assert all(len(f["selective"]) <= THIN for f in found)
     stored = [f["target"]["threshold"] for f in found]
-    assert any(t != (r and r["threshold"]) for t, r in zip(stored, (lowest_reaching(f["selective"], 0.9) for f in found)))
+    thinned = [lowest_reaching(f["selective"], 0.9) for f in found]
+    assert any(t != (r and r["threshold"]) for t, r in zip(stored, thinned))
 
 
 def test_points_without_a_probability_and_a_target_no_threshold_reaches(tmp_path: Path) -> None:
@@ -527,7 +529,8 @@ def test_points_without_a_probability_and_a_target_no_threshold_reaches(tmp_path
     (run.path / "metrics.json").write_text(json.dumps(run.summary))
     markdown = write_report([run.path], tmp_path / "report", target_accuracy=0.75).markdown.read_text()
     rows = {r["point"]: r for r in table(markdown, "Calibration of the answer probability (strict")}
-    assert (rows["B512_K0"]["threshold for 75.0 % accuracy"], rows["B512_K0"]["coverage %"]) == ("not reached †", "—")
+    unreached = rows["B512_K0"]
+    assert (unreached["threshold for 75.0 % accuracy"], unreached["coverage %"]) == ("not reached †", "—")
     assert rows["B128_K0"] == {"point": "B128_K0", "predictions": "30", "with a probability": "0", "without": "30",
                                "ECE": "no probability read (30 items)", "threshold for 75.0 % accuracy": "—",
                                "coverage %": "—", "accuracy % there": "—"}
@@ -587,9 +590,10 @@ def test_report_command_takes_the_target_accuracy(tmp_path: Path) -> None:
 
 
 def test_labels_and_uids_cannot_put_html_into_report_md(tmp_path: Path) -> None:
+    """Nor stop the figures: two "$" would make matplotlib parse the label as TeX."""
     from markupsafe import escape
 
-    label, model = '<img src=x onerror="alert(1)"> & <b>bold</b> | `tick` **star**', "<i>some</i>/model"
+    label, model = '<img src=x onerror="alert(1)"> & <b>bold</b> | `tick` **star** $\\frac{$', "<i>some</i>/model"
     uid = "<script>alert('uid')</script>|&amp;"
     run = make_run(tmp_path, "hostile", 41, sampled=False, labelled=False)
     run.summary["run"], run.summary["model"] = label, model

@@ -13,9 +13,10 @@ sample counts and prompt suffixes are lines of their own in another line style.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,20 @@ def _matplotlib() -> Any:
     return matplotlib
 
 
+# No text of a figure is mathtext: a run label with two "$" in it would be parsed as TeX and stop
+# the report. Text is made when a figure is built and laid out when it is saved; both go literal.
+LITERAL_TEXT = {"text.parse_math": False}
+
+
+def _literal_text(draw: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        with _matplotlib().rc_context(LITERAL_TEXT):
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
 def _colours() -> list[Any]:
     return list(_matplotlib().colormaps["tab10"].colors)
 
@@ -151,6 +166,7 @@ def _no_data(axis: Any) -> None:
     axis.text(0.5, 0.5, "no items", transform=axis.transAxes, ha="center", va="center", color="grey")
 
 
+@_literal_text
 def accuracy_vs_budget_figure(runs: Sequence[RunResult], panels: Sequence[str], mode: str,
                               paper_overlay: bool) -> Any | None:
     """Figure 1 of the paper: accuracy against log2(budget), a trend and its 95 % band, per panel."""
@@ -224,6 +240,7 @@ def accuracy_vs_budget_figure(runs: Sequence[RunResult], panels: Sequence[str], 
     return figure
 
 
+@_literal_text
 def accuracy_vs_wait_figure(runs: Sequence[RunResult], panels: Sequence[str], mode: str) -> Any | None:
     """Figure 3 of the paper: accuracy against the number of "Wait" extensions at a fixed budget."""
     import numpy as np
@@ -261,6 +278,7 @@ def accuracy_vs_wait_figure(runs: Sequence[RunResult], panels: Sequence[str], mo
     return figure
 
 
+@_literal_text
 def thinking_tokens_figure(runs: Sequence[RunResult]) -> Any | None:
     """Thinking tokens used at each grid point (box plots, budget marked) and the budget-hit rate."""
     from matplotlib.figure import Figure
@@ -325,6 +343,7 @@ def settling_points(run: RunResult) -> list[PointResult]:
     return [p for p in probed if p.settling.get("observe")] or probed
 
 
+@_literal_text
 def answer_settling_figure(runs: Sequence[RunResult], panels: Sequence[str], mode: str) -> Any | None:
     """Per panel: the share of items whose latest probe already gave the final answer, against thinking tokens."""
     import numpy as np
@@ -374,7 +393,7 @@ def save_figure(figure: Any, directory: Path, stem: str) -> tuple[list[Path], by
     """Write `stem`.png and `stem`.svg; returns the paths and the PNG bytes (for embedding)."""
     matplotlib = _matplotlib()
     paths, png = [], b""
-    with matplotlib.rc_context({"svg.hashsalt": "m1-report"}):  # the same figure gives the same SVG
+    with matplotlib.rc_context({"svg.hashsalt": "m1-report"} | LITERAL_TEXT):  # hashsalt: the same SVG each time
         for kind in ("png", "svg"):
             buffer = io.BytesIO()
             figure.savefig(buffer, format=kind, dpi=110, metadata={"Date": None} if kind == "svg" else None)
@@ -405,6 +424,7 @@ AGGREGATION_MARKERS = {"single": "o", "sample": "v", "majority": "s", "weighted"
 FRONTIER_LINESTYLES = ("--", "-.", ":")  # one per item set of runs
 
 
+@_literal_text
 def frontier_figure(runs: Sequence[RunResult], modes: Sequence[str]) -> Any | None:
     """A panel per extraction mode (the first is the tables' mode): every policy's accuracy (95 %
     interval) against its mean tokens per item, and the Pareto frontier of each item set of runs."""
@@ -462,6 +482,7 @@ def frontier_figure(runs: Sequence[RunResult], modes: Sequence[str]) -> Any | No
     return figure
 
 
+@_literal_text
 def reliability_figure(runs: Sequence[RunResult]) -> Any | None:
     """A reliability diagram per grid point where probabilities were read: accuracy per confidence
     bin against the diagonal."""
@@ -494,6 +515,7 @@ def reliability_figure(runs: Sequence[RunResult]) -> Any | None:
     return figure
 
 
+@_literal_text
 def selective_figure(runs: Sequence[RunResult], target: float) -> Any | None:
     """Selective accuracy against coverage per point where probabilities were read, the target
     accuracy marked."""
