@@ -21,7 +21,8 @@ and the thinking-token use. What it writes, into `out_dir`:
                                  where a run has them)
 
     accuracy_vs_compute.{png,svg} every policy's accuracy against its tokens per item, the Pareto
-                                 frontier drawn (runs whose summary has `policies`)
+                                 frontier drawn, a panel per extraction mode, the chosen one first
+                                 (runs whose summary has `policies`)
     reliability.{png,svg}        a reliability diagram per grid point whose answer probability was read
     selective_accuracy.{png,svg} accuracy of the answered items against coverage, the target marked
 
@@ -35,11 +36,13 @@ domain, and the first 50 flipped items of each pair), calibration (ECE and the c
 threshold that reaches `target_accuracy`, by default `m1.evaluation.calibration.TARGET`, 0.9;
 `checked_target` refuses one outside (0, 1]), and accuracy and tokens by MeSH domain.
 
-Several runs share every figure, one colour and marker per run. The paper's numbers at B = 4096
-(`m1.evaluation.paper`) are drawn as black reference markers unless `paper_overlay=False`.
+Several runs share every figure, one colour and marker per run; only runs that answered the same
+items (their items.jsonl) rank on one frontier, so runs on other items get a frontier of their own.
+The paper's numbers at B = 4096 (`m1.evaluation.paper`) are drawn as black reference markers unless
+`paper_overlay=False`.
 
 One module per job: `load` (runs), `stats` (the trend fit), `choose` (frontier, cheapest, target
-threshold across runs), `text` (cell formats), `tables`, `figures`, `document` (figures and
+threshold), `text` (cell formats), `tables`, `figures`, `document` (figures and
 sections as the documents hold them), `html` (Jinja2 templates in `templates/`), `markdown`, and
 `write` (the whole report).
 """

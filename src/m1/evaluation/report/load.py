@@ -136,8 +136,8 @@ def item_sets_note(runs: Sequence[RunResult], sets: Sequence[Sequence[int]]) -> 
 
     listed = "; ".join(described(number, members) for number, members in enumerate(sets, 1))
     return ("The runs did not all answer the same items (their items.jsonl), so policies are ranked only against "
-            f"those of runs on the same items: the frontier and the cheapest policy are per item set. {listed[0].upper()}"
-            f"{listed[1:]}.")
+            "those of runs on the same items: the frontier and the cheapest policy are per item set. "
+            f"{listed[0].upper()}{listed[1:]}.")
 
 
 @dataclass(frozen=True)
