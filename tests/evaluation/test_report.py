@@ -369,7 +369,8 @@ def test_report_renders_in_a_headless_browser(report, tmp_path):
 
 
 def test_error_bars_never_negative_at_zero_accuracy() -> None:
-    from m1.evaluation.report import Score, _error_bars
+    from m1.evaluation.report import Score
+    from m1.evaluation.report.figures import _error_bars
 
     scores = [(128, Score(0.0, 1e-17, 0.3, 10)), (256, Score(1.0, 0.7, 1.0 - 1e-16, 10))]
     assert (_error_bars(scores) >= 0).all()

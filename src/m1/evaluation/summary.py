@@ -1,4 +1,4 @@
-"""A run's summary, `metrics.json`, as typed models: what `m1.evaluation.runner.score_run` writes
+"""A run's summary, `metrics.json`, as typed models: what `m1.evaluation.results.score_run` writes
 and what `m1 report` and `m1 eval`'s table read.
 
     summary = RunSummary.read(Path("runs/m1-7B-23K-m1-3f2a9c0e1b/metrics.json"))
@@ -76,7 +76,8 @@ class ModeSummary(_Section):
 
 
 class Usage(_Section):
-    """Tokens and time a grid point used, per item (`runner.token_usage` plus the wall time)."""
+    """Tokens and time a grid point used (`m1.evaluation.results.token_usage` plus the wall time): the
+    means are over its predictions (every sample), but total tokens and wall time are per item."""
 
     thinking_tokens_mean: float = 0.0
     thinking_tokens_median: float = 0.0
@@ -87,7 +88,7 @@ class Usage(_Section):
     budget_hit_rate: float = 0.0
     thinking_end: dict[str, int] = Field(default_factory=dict)
     errors: int = 0
-    thinking_tokens: list[int] = Field(default_factory=list)  # every item's, in item order
+    thinking_tokens: list[int] = Field(default_factory=list)  # every prediction's (all samples), in item order
     probes_mean: float | None = None  # the four probe fields: early-exit points only
     probe_tokens_mean: float | None = None
     probe_seconds_mean: float | None = None
@@ -125,12 +126,15 @@ class CalibrationTarget(_Section):
 class Calibration(_Section):
     """How well the answer probability read at the forced answer predicts being right (one mode)."""
 
-    n: int
+    n: int  # predictions (items times samples)
     with_probability: int
-    missing: list[str] = Field(default_factory=list)  # uids of items without a probability
+    # Predictions without a probability: their uids, or "uid#sample" at a point with several samples.
+    missing: list[str] = Field(default_factory=list)
     ece: float | None = None
     bins: list[CalibrationBin] = Field(default_factory=list)
-    selective: list[SelectivePoint] = Field(default_factory=list)  # highest threshold first
+    # Highest threshold first, thinned by scoring to at most m1.evaluation.analysis.SELECTIVE_POINTS
+    # thresholds; `target` was found on the whole curve, so it is exact where the thinned curve is not.
+    selective: list[SelectivePoint] = Field(default_factory=list)
     target: CalibrationTarget | None = None
 
 

@@ -6,7 +6,7 @@ and figures (PNG and SVG) that show how accuracy moves with the thinking budget.
     paths.html, paths.markdown, paths.figures       # <first run>/report/report.html, report.md, ...
 
 What it reads is each run's `metrics.json` (`m1.evaluation.summary.RunSummary`, written by
-`m1.evaluation.runner.score_run`): one summary per grid point with both extraction modes' metrics
+`m1.evaluation.results.score_run`): one summary per grid point with both extraction modes' metrics
 and the thinking-token use. What it writes, into `out_dir`:
 
     report.html                  self-contained: figures embedded, opens from anywhere
@@ -21,7 +21,8 @@ and the thinking-token use. What it writes, into `out_dir`:
                                  where a run has them)
 
     accuracy_vs_compute.{png,svg} every policy's accuracy against its tokens per item, the Pareto
-                                 frontier drawn (runs whose summary has `policies`)
+                                 frontier drawn, a panel per extraction mode, the chosen one first
+                                 (runs whose summary has `policies`)
     reliability.{png,svg}        a reliability diagram per grid point whose answer probability was read
     selective_accuracy.{png,svg} accuracy of the answered items against coverage, the target marked
 
@@ -32,19 +33,21 @@ issue 14 appear where the summary has their data: accuracy against compute (ever
 frontier, the cheapest policy within 1 point of the best per source, in both extraction modes),
 answer flips between neighbouring grid points (counts with the exact McNemar p, per source and
 domain, and the first 50 flipped items of each pair), calibration (ECE and the confidence
-threshold that reaches `target_accuracy`, default 0.9), and accuracy and tokens by MeSH domain.
+threshold that reaches `target_accuracy`, by default `m1.evaluation.calibration.TARGET`, 0.9;
+`checked_target` refuses one outside (0, 1]), and accuracy and tokens by MeSH domain.
 
-Several runs share every figure, one colour and marker per run. The paper's numbers at B = 4096
-(`m1.evaluation.paper`) are drawn as black reference markers unless `paper_overlay=False`.
+Several runs share every figure, one colour and marker per run; only runs that answered the same
+items (their items.jsonl) rank on one frontier, so runs on other items get a frontier of their own.
+The paper's numbers at B = 4096 (`m1.evaluation.paper`) are drawn as black reference markers unless
+`paper_overlay=False`.
 
 One module per job: `load` (runs), `stats` (the trend fit), `choose` (frontier, cheapest, target
-threshold across runs), `text` (cell formats), `tables`, `figures`, `document` (figures and
+threshold), `text` (cell formats), `tables`, `figures`, `document` (figures and
 sections as the documents hold them), `html` (Jinja2 templates in `templates/`), `markdown`, and
 `write` (the whole report).
 """
 
 from m1.evaluation.report.figures import (
-    _error_bars,
     accuracy_vs_budget_figure,
     answer_settling_figure,
     budget_series,
@@ -54,11 +57,11 @@ from m1.evaluation.report.load import MACRO, MICRO, PointResult, RunResult, Scor
 from m1.evaluation.report.markdown import render_markdown_table
 from m1.evaluation.report.stats import Trend, fit_log2_trend, t_quantile
 from m1.evaluation.report.tables import TableData, summary_table
-from m1.evaluation.report.write import ReportPaths, write_report
+from m1.evaluation.report.write import ReportPaths, checked_target, write_report
 
 __all__ = [
     "MACRO", "MICRO", "PointResult", "ReportPaths", "RunResult", "Score", "TableData", "Trend",
-    "_error_bars", "accuracy_vs_budget_figure", "answer_settling_figure", "budget_series", "fit_log2_trend",
+    "accuracy_vs_budget_figure", "answer_settling_figure", "budget_series", "checked_target", "fit_log2_trend",
     "load_run", "load_runs", "render_markdown_table", "settling_points", "summary_table", "t_quantile",
     "write_report",
 ]

@@ -1,7 +1,8 @@
 """The report's figures, drawn with matplotlib on figures of their own (no pyplot state) and saved
 as PNG and SVG: accuracy against the thinking budget (the paper's figure 1, with a trend in
 log2(budget)), against the number of "Wait" extensions (figure 3), thinking tokens used per grid
-point, and how soon answers settle under early exit.
+point, how soon answers settle under early exit, and for issue 14 accuracy against compute (a panel
+per extraction mode, a frontier per set of runs on the same items), reliability and selective accuracy.
 
     figure = accuracy_vs_budget_figure(runs, panels, "strict", paper_overlay=True)   # None: nothing to draw
     paths, png = save_figure(figure, out_dir, "accuracy_vs_budget")
@@ -12,16 +13,25 @@ sample counts and prompt suffixes are lines of their own in another line style.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from m1.evaluation.paper import PAPER_BUDGET, PAPER_MODELS, paper_accuracy
-from m1.evaluation.report.choose import pareto, reaching
-from m1.evaluation.report.load import MICRO, PANEL_TITLES, PointResult, RunResult, calibrated_points, costed_policies
+from m1.evaluation.report.choose import frontier_names, target_threshold
+from m1.evaluation.report.load import (
+    MICRO,
+    PANEL_TITLES,
+    PointResult,
+    RunResult,
+    costed_policies,
+    item_sets,
+    read_points,
+)
 from m1.evaluation.report.stats import fit_log2_trend
 from m1.evaluation.report.text import early_exit_rule, pct, short_budget
 from m1.io import atomic_write_bytes
@@ -97,6 +107,20 @@ def _matplotlib() -> Any:
     return matplotlib
 
 
+# No text of a figure is mathtext: a run label with two "$" in it would be parsed as TeX and stop
+# the report. Text is made when a figure is built and laid out when it is saved; both go literal.
+LITERAL_TEXT = {"text.parse_math": False}
+
+
+def _literal_text(draw: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        with _matplotlib().rc_context(LITERAL_TEXT):
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
 def _colours() -> list[Any]:
     return list(_matplotlib().colormaps["tab10"].colors)
 
@@ -142,6 +166,7 @@ def _no_data(axis: Any) -> None:
     axis.text(0.5, 0.5, "no items", transform=axis.transAxes, ha="center", va="center", color="grey")
 
 
+@_literal_text
 def accuracy_vs_budget_figure(runs: Sequence[RunResult], panels: Sequence[str], mode: str,
                               paper_overlay: bool) -> Any | None:
     """Figure 1 of the paper: accuracy against log2(budget), a trend and its 95 % band, per panel."""
@@ -215,6 +240,7 @@ def accuracy_vs_budget_figure(runs: Sequence[RunResult], panels: Sequence[str], 
     return figure
 
 
+@_literal_text
 def accuracy_vs_wait_figure(runs: Sequence[RunResult], panels: Sequence[str], mode: str) -> Any | None:
     """Figure 3 of the paper: accuracy against the number of "Wait" extensions at a fixed budget."""
     import numpy as np
@@ -252,6 +278,7 @@ def accuracy_vs_wait_figure(runs: Sequence[RunResult], panels: Sequence[str], mo
     return figure
 
 
+@_literal_text
 def thinking_tokens_figure(runs: Sequence[RunResult]) -> Any | None:
     """Thinking tokens used at each grid point (box plots, budget marked) and the budget-hit rate."""
     from matplotlib.figure import Figure
@@ -316,6 +343,7 @@ def settling_points(run: RunResult) -> list[PointResult]:
     return [p for p in probed if p.settling.get("observe")] or probed
 
 
+@_literal_text
 def answer_settling_figure(runs: Sequence[RunResult], panels: Sequence[str], mode: str) -> Any | None:
     """Per panel: the share of items whose latest probe already gave the final answer, against thinking tokens."""
     import numpy as np
@@ -365,13 +393,16 @@ def save_figure(figure: Any, directory: Path, stem: str) -> tuple[list[Path], by
     """Write `stem`.png and `stem`.svg; returns the paths and the PNG bytes (for embedding)."""
     matplotlib = _matplotlib()
     paths, png = [], b""
-    with matplotlib.rc_context({"svg.hashsalt": "m1-report"}):  # the same figure gives the same SVG
+    with matplotlib.rc_context({"svg.hashsalt": "m1-report"} | LITERAL_TEXT):  # hashsalt: the same SVG each time
         for kind in ("png", "svg"):
             buffer = io.BytesIO()
             figure.savefig(buffer, format=kind, dpi=110, metadata={"Date": None} if kind == "svg" else None)
             data = buffer.getvalue()
             paths.append(atomic_write_bytes(directory / f"{stem}.{kind}", data))
             png = data if kind == "png" else png
+            # The PNG's draw laid the figure out; the SVG keeps that layout rather than solving it
+            # again (half of a figure's drawing time goes to the constrained layout).
+            figure.set_layout_engine("none")
     return paths, png
 
 
@@ -390,8 +421,13 @@ def _error_bars(scored: list) -> Any:
 AGGREGATION_MARKERS = {"single": "o", "sample": "v", "majority": "s", "weighted": "^"}  # esc<w>: "D"
 
 
-def frontier_figure(runs: Sequence[RunResult], mode: str) -> Any | None:
-    """Every policy's accuracy (95 % interval) against its mean tokens per item, the Pareto frontier drawn."""
+FRONTIER_LINESTYLES = ("--", "-.", ":")  # one per item set of runs
+
+
+@_literal_text
+def frontier_figure(runs: Sequence[RunResult], modes: Sequence[str]) -> Any | None:
+    """A panel per extraction mode (the first is the tables' mode): every policy's accuracy (95 %
+    interval) against its mean tokens per item, and the Pareto frontier of each item set of runs."""
     import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -401,45 +437,56 @@ def frontier_figure(runs: Sequence[RunResult], mode: str) -> Any | None:
     if not policies:
         return None
     colours = _colours()
-    figure = Figure(figsize=(9.5, 5.8), layout="constrained")
-    axis = figure.subplots()
-    on_frontier = pareto([p.option(mode) for p in policies])
-    for p in policies:
-        score = p.score(mode)
-        error = np.clip([[100 * (score.accuracy - score.ci_low)], [100 * (score.ci_high - score.accuracy)]], 0, None)
-        axis.errorbar([p.tokens(mode)], [100 * score.accuracy], yerr=error, color=colours[p.run_index % len(colours)],
-                      fmt=AGGREGATION_MARKERS.get(p.policy.aggregation, "D"), markersize=6, capsize=2,
-                      elinewidth=0.8, alpha=0.9)
-    frontier = sorted((p for p in policies if p.name in on_frontier), key=lambda p: p.tokens(mode))
-    axis.plot([p.tokens(mode) for p in frontier], [100 * p.score(mode).accuracy for p in frontier], "--",
-              color="black", linewidth=1.2, zorder=1)
+    sets = item_sets(runs)
     several = len(runs) > 1
-    for p in frontier:
-        axis.annotate(p.shown(several), (p.tokens(mode), 100 * p.score(mode).accuracy), textcoords="offset points",
-                      xytext=(4, 5), fontsize="x-small")
-    axis.set_xscale("log")
-    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.xaxis.set_minor_formatter(NullFormatter())
-    axis.set_xlabel("generated tokens per item (mean over items; every sample a policy used)")
-    axis.set_ylabel("accuracy %")
-    axis.grid(alpha=0.3, which="both")
-    _clamp_percent_axis(axis)
+    figure = Figure(figsize=(6.0 * len(modes), 5.8), layout="constrained")
+    axes = figure.subplots(1, len(modes), sharey=True, squeeze=False)[0]
+    for axis, mode in zip(axes, modes):
+        on_frontier = frontier_names(policies, sets, mode)
+        for p in policies:
+            score = p.score(mode)
+            error = np.clip([[100 * (score.accuracy - score.ci_low)], [100 * (score.ci_high - score.accuracy)]], 0,
+                            None)
+            axis.errorbar([p.tokens(mode)], [100 * score.accuracy], yerr=error,
+                          color=colours[p.run_index % len(colours)],
+                          fmt=AGGREGATION_MARKERS.get(p.policy.aggregation, "D"), markersize=6, capsize=2,
+                          elinewidth=0.8, alpha=0.9)
+        for number, members in enumerate(sets):
+            frontier = sorted((p for p in policies if p.run_index in members and p.name in on_frontier),
+                              key=lambda p: p.tokens(mode))
+            axis.plot([p.tokens(mode) for p in frontier], [100 * p.score(mode).accuracy for p in frontier],
+                      FRONTIER_LINESTYLES[number % len(FRONTIER_LINESTYLES)], color="black", linewidth=1.2, zorder=1)
+            for p in frontier:
+                axis.annotate(p.shown(several), (p.tokens(mode), 100 * p.score(mode).accuracy),
+                              textcoords="offset points", xytext=(4, 5), fontsize="x-small")
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_title(f"{mode} extraction", fontsize="medium")
+        axis.set_xlabel("generated tokens per item (mean; every sample a policy used)", fontsize="small")
+        axis.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("accuracy %")
+    _clamp_percent_axis(axes[0])
     handles = [Line2D([], [], color=colours[i % len(colours)], marker="o", linestyle="", label=run.label)
                for i, run in enumerate(runs) if run.policies]
     shown = sorted({p.policy.aggregation for p in policies})
     handles += [Line2D([], [], color="grey", marker=AGGREGATION_MARKERS.get(a, "D"), linestyle="", label=a)
                 for a in shown]
-    handles.append(Line2D([], [], color="black", linestyle="--", label="Pareto frontier"))
+    handles += [Line2D([], [], color="black", linestyle=FRONTIER_LINESTYLES[n % len(FRONTIER_LINESTYLES)],
+                       label="Pareto frontier" + (f", item set {n + 1}" if len(sets) > 1 else ""))
+                for n in range(len(sets))]
     figure.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize="small",
                   frameon=False)
-    figure.suptitle(f"Accuracy against compute ({mode} extraction; bars: 95 % CI)", fontsize="medium")
+    figure.suptitle("Accuracy against compute (bars: 95 % CI)", fontsize="medium")
     return figure
 
 
+@_literal_text
 def reliability_figure(runs: Sequence[RunResult]) -> Any | None:
-    """A reliability diagram per calibrated grid point: accuracy per confidence bin against the diagonal."""
-    found = calibrated_points(runs)
+    """A reliability diagram per grid point where probabilities were read: accuracy per confidence
+    bin against the diagonal."""
+    found = read_points(runs)
     if not found:
         return None
     several = len(runs) > 1
@@ -468,12 +515,13 @@ def reliability_figure(runs: Sequence[RunResult]) -> Any | None:
     return figure
 
 
+@_literal_text
 def selective_figure(runs: Sequence[RunResult], target: float) -> Any | None:
-    """Selective accuracy against coverage per calibrated point, the target accuracy marked."""
+    """Selective accuracy against coverage per point where probabilities were read, the target
+    accuracy marked."""
     from matplotlib.figure import Figure
 
-    found = [(run, point) for run, point in calibrated_points(runs)
-             if any(p.accuracy is not None for p in point.calibration.selective)]
+    found = read_points(runs)
     if not found:
         return None
     colours = _colours()
@@ -486,8 +534,11 @@ def selective_figure(runs: Sequence[RunResult], target: float) -> Any | None:
         label = f"{run.label}: {point.key}" if several else point.key
         axis.plot([100 * p.coverage for p in curve], [100 * p.accuracy for p in curve], color=colour, linewidth=1.3,
                   linestyle=VARIANT_LINESTYLES[runs.index(run) % len(VARIANT_LINESTYLES)], label=label)
-        if (reached := reaching(point.calibration.selective, target)) is not None:
-            axis.plot([100 * reached.coverage], [100 * reached.accuracy], "o", color=colour, markersize=5)
+        reached = target_threshold(point.calibration, target)
+        if reached.threshold is not None:
+            # Where the stored curve lacks scoring's threshold, its accuracy is known to reach the target only.
+            there = target if reached.accuracy is None else reached.accuracy
+            axis.plot([100 * reached.coverage], [100 * there], "o", color=colour, markersize=5)
     axis.axhline(100 * target, color="black", linestyle="--", linewidth=1, label=f"target {pct(target)} %")
     axis.set_xlim(0, 101)
     axis.set_xlabel("coverage % (items answered: confidence at or above the threshold)")

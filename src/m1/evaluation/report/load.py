@@ -8,6 +8,7 @@ points carry the chosen extraction mode's metrics, in the order the figures and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ PANEL_TITLES = {MICRO: "micro average (all items)", MACRO: "macro average (mean 
 # A grid point's key (m1.evaluation.config.GridPoint.key): budget and Wait count, then the
 # early-exit setting, the number of samples and the prompt suffix, each only when not the first.
 KEY = re.compile(r"^(?:nothink|B\d+_K\d+)(?:_EE(?P<ee>\d+))?(?:_N(?P<n>\d+))?(?:_S(?P<s>\d+))?$")
+REWRITE_ITEMS = "delete it and run the same `m1 eval` command again: it writes the sampled items anew"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class PointResult:
     early_exit: dict[str, Any] | None = None  # the point's early-exit settings
     settling: dict[str, Any] | None = None  # its answer-settling curves (m1.evaluation.early_exit)
     samples: int = 1
-    calibration: Calibration | None = None  # the chosen mode's, when answer probabilities were read
+    calibration: Calibration | None = None  # the chosen mode's, where scoring looked for answer probabilities
 
     @property
     def order(self) -> tuple[int, int, int, int, int, int]:
@@ -105,10 +107,37 @@ class RunResult:
     policies: list[Policy] = field(default_factory=list)  # every way of answering, with its cost (issue 14)
     flips: list[Flips] = field(default_factory=list)
     domains: Domains | None = None
+    uids: frozenset[str] | None = None  # the items it answered (items.jsonl); None: the run has no items.jsonl
 
     @property
     def thinking_points(self) -> list[PointResult]:
         return [p for p in self.points if p.budget is not None]
+
+
+def item_sets(runs: Sequence[RunResult]) -> list[list[int]]:
+    """The runs' indices grouped by the items they answered, groups in the order first seen: only
+    runs on the same items rank on one frontier. A run without items.jsonl is a group of its own,
+    since what it answered is unknown."""
+    groups: dict[object, list[int]] = {}
+    for index, run in enumerate(runs):
+        groups.setdefault(run.uids if run.uids is not None else ("unknown", index), []).append(index)
+    return list(groups.values())
+
+
+def item_sets_note(runs: Sequence[RunResult], sets: Sequence[Sequence[int]]) -> str:
+    """What the report says above a comparison of runs on different items ("" when they share them)."""
+    if len(sets) < 2:
+        return ""
+
+    def described(number: int, members: Sequence[int]) -> str:
+        uids = runs[members[0]].uids
+        size = "no items.jsonl, so its items are unknown" if uids is None else f"{len(uids)} items"
+        return f"item set {number}: {', '.join(runs[i].label for i in members)} ({size})"
+
+    listed = "; ".join(described(number, members) for number, members in enumerate(sets, 1))
+    return ("The runs did not all answer the same items (their items.jsonl), so policies are ranked only against "
+            "those of runs on the same items: the frontier and the cheapest policy are per item set. "
+            f"{listed[0].upper()}{listed[1:]}.")
 
 
 @dataclass(frozen=True)
@@ -148,8 +177,14 @@ def costed_policies(runs: Sequence[RunResult]) -> list[Costed]:
 
 
 def calibrated_points(runs: Sequence[RunResult]) -> list[tuple[RunResult, PointResult]]:
-    """Every run's grid points whose answer probabilities were read, in the runs' order."""
+    """Every run's grid points that have a calibration entry, in the runs' order; at some, no
+    probability may have been read (no thinking, or a server without logprobs)."""
     return [(run, point) for run in runs for point in run.points if point.calibration is not None]
+
+
+def read_points(runs: Sequence[RunResult]) -> list[tuple[RunResult, PointResult]]:
+    """The calibrated points at which some answer probability was read: those the figures draw."""
+    return [(run, point) for run, point in calibrated_points(runs) if point.calibration.with_probability]
 
 
 def point_result(point: PointSummary, mode: str) -> PointResult:
@@ -158,6 +193,25 @@ def point_result(point: PointSummary, mode: str) -> PointResult:
     calibration = (point.calibration or {}).get(mode)
     return PointResult(point.point, point.budget, point.extensions, number("s"), point.mode(mode), point.usage,
                        number("ee"), point.early_exit, point.settling, point.samples, calibration)
+
+
+def answered_uids(root: Path) -> frozenset[str] | None:
+    """The uids in a run directory's items.jsonl (what `m1 eval` sampled); None without the file."""
+    path = root / "items.jsonl"
+    if not path.exists():
+        return None
+    found = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError.at(path, number, "", f"not valid JSON ({exc})", REWRITE_ITEMS) from None
+        if not isinstance(row, dict) or not isinstance(row.get("uid"), str):
+            raise DataError.at(path, number, "uid", "missing or not a string", REWRITE_ITEMS)
+        found.add(row["uid"])
+    return frozenset(found)
 
 
 def load_run(path: str | Path, mode: str = "strict") -> RunResult:
@@ -174,7 +228,8 @@ def load_run(path: str | Path, mode: str = "strict") -> RunResult:
     summary = RunSummary.read(summary_file)
     points = sorted((point_result(point, mode) for point in summary.points), key=lambda p: p.order)
     return RunResult(root, summary.run or root.name, summary.model, summary.backend, summary.preset, summary.items,
-                     points, summary.early_exit, summary.policies, summary.flips, summary.domains)
+                     points, summary.early_exit, summary.policies, summary.flips, summary.domains,
+                     answered_uids(root))
 
 
 def load_runs(paths: Iterable[str | Path], mode: str = "strict") -> list[RunResult]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from m1.evaluation.analysis import SELECTIVE_POINTS
 from m1.evaluation.early_exit import difference_text
 from m1.evaluation.paper import (
     BENCHMARK_OF_SOURCE,
@@ -21,8 +22,19 @@ from m1.evaluation.paper import (
     paper_accuracy,
     paper_model_for,
 )
-from m1.evaluation.report.choose import best, cheapest_within, pareto, reaching
-from m1.evaluation.report.load import MACRO, MICRO, PANEL_TITLES, Costed, PointResult, RunResult, Score, calibrated_points, costed_policies
+from m1.evaluation.report.choose import Threshold, best, cheapest_within, frontier_names, target_threshold
+from m1.evaluation.report.load import (
+    MACRO,
+    MICRO,
+    PANEL_TITLES,
+    Costed,
+    PointResult,
+    RunResult,
+    Score,
+    calibrated_points,
+    costed_policies,
+    item_sets,
+)
 from m1.evaluation.report.text import budget_text, early_exit_rule, number, p_value, pct, with_ci
 from m1.evaluation.summary import FlipCounts, GroupScore
 
@@ -236,56 +248,80 @@ def _ci(score: GroupScore | None) -> str:
     return "—" if score is None else with_ci(Score(score.accuracy, score.ci_low, score.ci_high, score.n))
 
 
+def _set_number(sets: Sequence[Sequence[int]]) -> dict[int, int]:
+    """Run index → its item set's number (1, 2, ...)."""
+    return {index: number for number, members in enumerate(sets, 1) for index in members}
+
+
 def frontier_table(runs: Sequence[RunResult], mode: str) -> TableData | None:
-    """Every policy of every run, cheapest first: accuracy, cost, and whether it is on the frontier."""
+    """Every policy of every run, cheapest first (per item set, when the runs answered different
+    items): accuracy, cost, and whether it is on its item set's frontier."""
     policies = costed_policies(runs)
     if not policies:
         return None
-    on_frontier = pareto([p.option(mode) for p in policies])
-    several = len(runs) > 1
-    rows = []
-    for p in sorted(policies, key=lambda p: (p.tokens(mode), p.name)):
+    sets = item_sets(runs)
+    on_frontier, number_of = frontier_names(policies, sets, mode), _set_number(sets)
+    several, split = len(runs) > 1, len(sets) > 1
+    rows, rules = [], set()
+    ordered = sorted(policies, key=lambda p: (number_of[p.run_index], p.tokens(mode), p.name))
+    for row, p in enumerate(ordered):
+        if row and number_of[p.run_index] != number_of[ordered[row - 1].run_index]:
+            rules.add(row)
         score, wall = p.score(mode), p.policy.mode(mode).wall_seconds_per_item
         cost = "—" if score.cost_per_correct is None else f"{score.cost_per_correct:.0f}"
-        rows.append(([p.run.label] if several else []) + [
+        rows.append(([str(number_of[p.run_index])] if split else []) + ([p.run.label] if several else []) + [
             p.policy.policy, p.policy.aggregation, str(p.policy.samples), _ci(score), f"{p.tokens(mode):.0f}",
             number(wall, 2), cost, "yes" if p.name in on_frontier else ""])
-    first = 1 if several else 0
-    header = (["run"] if several else []) + ["policy", "aggregation", "samples", "accuracy % (95 % CI)",
-                                             "tokens per item", "wall s per item", "tokens per correct",
-                                             "on the frontier"]
+    first = int(split) + int(several)
+    header = (["item set"] if split else []) + (["run"] if several else []) + [
+        "policy", "aggregation", "samples", "accuracy % (95 % CI)", "tokens per item", "wall s per item",
+        "tokens per correct", "on the frontier"]
+    others = "of its item set " if split else ""
     return TableData(f"Accuracy against compute, every policy ({mode} extraction)", header, rows,
-                     numeric={first + i for i in (2, 3, 4, 5, 6)},
+                     numeric={first + i for i in (2, 3, 4, 5, 6)}, rule_before=rules,
                      note="Tokens: generated per item over every sample a policy used (thinking, answer and "
-                          "early-exit probes). On the frontier: no other policy shown is at least as accurate "
+                          f"early-exit probes). On the frontier: no other policy {others}is at least as accurate "
                           "for at most as many tokens (one of the two strictly). Accuracy with its 95 % Wilson "
                           "interval; an item without an answer counts as wrong.")
 
 
 def cheapest_table(runs: Sequence[RunResult], kind: str, groups: Sequence[str], mode: str,
                    title: str) -> TableData | None:
-    """Per group (source or domain), then all items: the best policy and the cheapest within 1 point of it."""
+    """Per group (source or domain), then all items: the best policy and the cheapest within 1 point
+    of it, per item set when the runs answered different items."""
     policies = costed_policies(runs)
     if not policies:
         return None
-    several = len(runs) > 1
+    sets = item_sets(runs)
+    several, split = len(runs) > 1, len(sets) > 1
     by_name = {p.name: p for p in policies}
-    rows = []
-    for group in [*groups, None]:
-        options = [o for p in policies if (o := p.option(mode, kind if group else "overall", group)) is not None]
-        top, cheap = best(options), cheapest_within(options)
-        if top is None:
-            continue
-        chosen = by_name[cheap.name]
-        score = chosen.score(mode, kind if group else "overall", group)
-        saved = 100 * (1 - cheap.tokens / top.tokens) if top.tokens else None
-        rows.append([group or "all items", str(score.n), by_name[top.name].shown(several), pct(top.accuracy),
-                     chosen.shown(several), _ci(score), f"{cheap.tokens:.0f}", number(saved, 1)])
-    header = [kind[:-1] if kind != "overall" else "group", "n", "best policy", "best acc %",
-              "cheapest within 1 point", "its acc % (95 % CI)", "its tokens per item", "tokens saved vs best %"]
-    return TableData(title, header, rows, numeric={1, 3, 5, 6, 7}, rule_before={len(rows) - 1} if len(rows) > 1 else set(),
+    rows, rules = [], set()
+    for number_, members in enumerate(sets, 1):
+        start = len(rows)
+        if start:
+            rules.add(start)
+        for group in [*groups, None]:
+            where = (kind if group else "overall", group)
+            options = [o for p in policies if p.run_index in members and (o := p.option(mode, *where)) is not None]
+            top, cheap = best(options), cheapest_within(options)
+            if top is None:
+                continue
+            if group is None and len(rows) > start:  # a rule above the set's "all items"
+                rules.add(len(rows))
+            chosen = by_name[cheap.name]
+            score = chosen.score(mode, *where)
+            saved = 100 * (1 - cheap.tokens / top.tokens) if top.tokens else None
+            rows.append(([str(number_)] if split else []) + [
+                group or "all items", str(score.n), by_name[top.name].shown(several), pct(top.accuracy),
+                chosen.shown(several), _ci(score), f"{cheap.tokens:.0f}", number(saved, 1)])
+    header = (["item set"] if split else []) + [
+        kind[:-1] if kind != "overall" else "group", "n", "best policy", "best acc %", "cheapest within 1 point",
+        "its acc % (95 % CI)", "its tokens per item", "tokens saved vs best %"]
+    first = int(split)
+    return TableData(title, header, rows, numeric={first + i for i in (1, 3, 5, 6, 7)}, rule_before=rules,
                      note="Cheapest within 1 point: of the policies whose accuracy is at least the best minus 1 "
-                          "point, the one with the fewest tokens per item of the group (ties by name).")
+                          "point, the one with the fewest tokens per item of the group (ties by name)"
+                          + (", among the runs of one item set." if split else "."))
 
 
 # ------------------------------------------------------------------ answer flips (issue 14)
@@ -361,6 +397,22 @@ def flipped_tables(runs: Sequence[RunResult], mode: str, limit: int = FLIPPED_SH
 # ------------------------------------------------------------------ calibration (issue 14)
 
 MISSING_NAMED = 5  # uids named per point for items without a probability
+THINNED = "†"  # marks a threshold found on the thinned curve of metrics.json, not scoring's own
+
+
+def _threshold_cells(point: PointResult, found: Threshold | None) -> list[str]:
+    """ECE, then the threshold `found` for the target (None: no probability read), its coverage and
+    the accuracy there."""
+    calibration = point.calibration
+    if found is None:
+        what = "items" if point.samples == 1 else "predictions"
+        return [f"no probability read ({calibration.n} {what})", "—", "—", "—"]
+    mark = "" if found.exact else f" {THINNED}"
+    if found.threshold is None:
+        return [number(calibration.ece, 3), "not reached" + mark, "—", "—"]
+    # The stored curve may lack scoring's threshold; its accuracy reaches the target by definition.
+    there = f"≥ {pct(calibration.target.accuracy)}" if found.accuracy is None else pct(found.accuracy)
+    return [number(calibration.ece, 3), f"{found.threshold:.3f}{mark}", pct(found.coverage), there]
 
 
 def calibration_table(runs: Sequence[RunResult], mode: str, target: float) -> TableData | None:
@@ -369,17 +421,15 @@ def calibration_table(runs: Sequence[RunResult], mode: str, target: float) -> Ta
     if not found:
         return None
     several = len(runs) > 1
-    rows, missing = [], []
+    rows, missing, thinned = [], [], False
     for run, point in found:
         calibration = point.calibration
-        reached = reaching(calibration.selective, target)
+        threshold = target_threshold(calibration, target) if calibration.with_probability else None
+        thinned |= threshold is not None and not threshold.exact
         rows.append(([run.label] if several else []) + [
-            point.key, str(calibration.n), str(calibration.with_probability), str(len(calibration.missing)),
-            number(calibration.ece, 3),
-            "not reached" if reached is None else f"{reached.threshold:.3f}",
-            "—" if reached is None else pct(reached.coverage),
-            "—" if reached is None else pct(reached.accuracy)])
-        if calibration.missing:
+            point.key, str(calibration.n), str(calibration.with_probability), str(len(calibration.missing))]
+            + _threshold_cells(point, threshold))
+        if calibration.missing and calibration.with_probability:  # none read: the row says so
             named = ", ".join(calibration.missing[:MISSING_NAMED])
             more = len(calibration.missing) - MISSING_NAMED
             missing.append(f"{(run.label + ' ') if several else ''}{point.key}: {len(calibration.missing)} "
@@ -391,7 +441,12 @@ def calibration_table(runs: Sequence[RunResult], mode: str, target: float) -> Ta
     note = ("The probability is the answer letter's share of the option letters' probability, read at the forced "
             "answer. ECE: expected calibration error over 10 equal-width bins. Threshold: the lowest confidence "
             f"at which answering only the items at or above it reaches {pct(target)} % accuracy (most coverage), "
-            "from the selective curve in metrics.json.")
+            "as scoring found it over every threshold.")
+    if thinned:
+        aimed = sorted({f"{pct(p.calibration.target.accuracy)} %" for _, p in found if p.calibration.target})
+        note += (f" {THINNED}: scoring searched every threshold for {' and '.join(aimed) or 'no target'}, not for "
+                 f"this one, so the threshold is read from the selective curve stored in metrics.json (at most "
+                 f"{SELECTIVE_POINTS} thresholds), and may sit a step above the lowest that reaches the target.")
     if missing:
         note += " Without a probability (counted, not binned): " + "; ".join(missing) + "."
     return TableData(f"Calibration of the answer probability ({mode} extraction)", header, rows,

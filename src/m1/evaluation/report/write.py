@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m1.evaluation.calibration import TARGET
 from m1.evaluation.paper import PAPER_BUDGET
 from m1.evaluation.report.document import DrawnFigure, Section
 from m1.evaluation.report.figures import (
@@ -25,7 +26,7 @@ from m1.evaluation.report.figures import (
     thinking_tokens_figure,
 )
 from m1.evaluation.report.html import render_html
-from m1.evaluation.report.load import MACRO, MICRO, RunResult, load_runs, ordered_sources
+from m1.evaluation.report.load import MACRO, MICRO, RunResult, item_sets, item_sets_note, load_runs, ordered_sources
 from m1.evaluation.report.markdown import render_markdown
 from m1.evaluation.report.tables import (
     Tables,
@@ -46,9 +47,6 @@ from m1.evaluation.report.tables import (
 from m1.io import atomic_write_text
 from m1.scoring import MODES
 
-TARGET_ACCURACY = 0.9  # the accuracy the calibration section finds a confidence threshold for
-
-
 @dataclass(frozen=True)
 class ReportPaths:
     """Where a report was written."""
@@ -59,8 +57,16 @@ class ReportPaths:
     early_exit: dict[str, Any] = field(default_factory=dict)  # run label → its early-exit comparisons, as tabled
 
 
+def checked_target(target_accuracy: float) -> float:
+    """`target_accuracy` if it is a share above 0 and at most 1; otherwise a ValueError that says so
+    (`m1 report --target-accuracy` shows it as the option's error)."""
+    if not 0.0 < target_accuracy <= 1.0:
+        raise ValueError(f"the target accuracy is a share above 0 and at most 1 (0.9 for 90 %), got {target_accuracy}")
+    return target_accuracy
+
+
 def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay: bool = True,
-                 mode: str = "strict", target_accuracy: float = TARGET_ACCURACY) -> ReportPaths:
+                 mode: str = "strict", target_accuracy: float = TARGET) -> ReportPaths:
     """Write report.html (self-contained), report.md and the figures for finished `m1 eval` runs.
 
     `out_dir` defaults to `<first run>/report/`. `mode` is the extraction mode whose metrics are
@@ -69,8 +75,7 @@ def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay
     """
     if not runs:
         raise ValueError("write_report needs at least one run directory")
-    if not 0.0 < target_accuracy <= 1.0:
-        raise ValueError(f"the target accuracy is above 0 and at most 1 (0.9 for 90 %), got {target_accuracy}")
+    checked_target(target_accuracy)
     results = load_runs(runs, mode)
     out_dir = Path(out_dir) if out_dir is not None else results[0].path / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,12 +152,17 @@ def compute_sections(runs: list[RunResult], sources: list[str], mode: str, targe
         cheapest = cheapest_table(runs, "sources", sources, mode,
                                   f"Cheapest policy within 1 point of the best, per source ({mode} extraction)")
         tables = [table for table in (frontier, cheapest, frontier_table(runs, other)) if table is not None]
-        figures = drawn([("accuracy_vs_compute", "Accuracy against tokens per item", frontier_figure(runs, mode),
-                          "Every policy of every run (a grid point, or a vote over its samples): accuracy with its 95 % "
-                          "interval against generated tokens per item (log axis). Colour: run; marker: how the "
-                          "samples were aggregated. Dashed: the Pareto frontier, its policies named.")])
-        sections.append(Section("Accuracy against compute", "Which policy gives the best accuracy per token: fixed "
-                                "budgets, \"Wait\" rounds, early exit and votes over parallel samples, costed alike.",
+        sets = item_sets(runs)
+        figures = drawn([("accuracy_vs_compute", "Accuracy against tokens per item",
+                          frontier_figure(runs, [mode, other]),
+                          f"Left {mode} extraction (the tables' mode), right {other}. Every policy of every run (a "
+                          "grid point, or a vote over its samples): accuracy with its 95 % interval against generated "
+                          "tokens per item (log axis). Colour: run; marker: how the samples were aggregated. Black: "
+                          "the Pareto frontier" + (" of each item set, in its own line style" if len(sets) > 1 else "")
+                          + ", its policies named.")])
+        intro = ("Which policy gives the best accuracy per token: fixed budgets, \"Wait\" rounds, early exit and "
+                 "votes over parallel samples, costed alike.")
+        sections.append(Section("Accuracy against compute", " ".join(filter(None, [intro, item_sets_note(runs, sets)])),
                                 figures, tables))
     if flips := flips_tables(runs, sources, mode):
         sections.append(Section("Answer flips between neighbouring grid points",
