@@ -34,6 +34,7 @@ from rich.table import Table
 from m1.console import make_console, typer_markup_mode
 from m1.engine.policy import EarlyExit, EarlyExitMethod, PresetName
 from m1.engine.registry import backend_names
+from m1.evaluation.calibration import TARGET, checked_target
 from m1.data.errors import DataError
 from m1.serving.command import backend_option, serve_command
 
@@ -473,15 +474,16 @@ def report(
     mode: Annotated[str, typer.Option(help="Extraction mode to plot: strict or reference.")] = "strict",
     paper: Annotated[bool, typer.Option(help="Overlay the paper's reported numbers.")] = True,
     target_accuracy: Annotated[float, typer.Option(
-        help="Calibration: the accuracy to find the answer-probability threshold for (0.9 = 90 %).")] = 0.9,
+        help="Calibration: the accuracy to find the answer-probability threshold for (0.9 = 90 %).")] = TARGET,
     json_output: JsonOption = False,
 ) -> None:
     """Write an HTML report and a Markdown summary with scaling-curve figures."""
     from m1.evaluation.report import write_report
 
-    if not 0.0 < target_accuracy <= 1.0:
-        raise typer.BadParameter(f"a share above 0 and at most 1 (0.9 for 90 %), got {target_accuracy}",
-                                 param_hint="--target-accuracy")
+    try:
+        checked_target(target_accuracy)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--target-accuracy") from None
     paths = write_report(runs, out, paper_overlay=paper, mode=mode, target_accuracy=target_accuracy)
     if json_output:
         print_json({"html": str(paths.html), "markdown": str(paths.markdown),

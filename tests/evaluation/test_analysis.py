@@ -87,7 +87,9 @@ def test_calibration_of_every_point_counts_every_sample_and_keeps_a_bounded_curv
     assert nothing["target"]["threshold"] is None and [p["coverage"] for p in nothing["selective"]] == [0.0]
     one, two = sections.calibration["B32_K0"]["strict"], sections.calibration["B32_K0_N2"]["strict"]
     assert one["n"] == 400 and two["n"] == 800 and not two["missing"]
-    assert len(one["selective"]) <= SELECTIVE_POINTS and one["selective"][-1]["coverage"] == 1.0
+    assert len(one["selective"]) <= SELECTIVE_POINTS + 1 and one["selective"][-1]["coverage"] == 1.0
+    if one["target"]["threshold"] is not None:  # the target's own threshold survives the thinning
+        assert one["target"]["threshold"] in [p["threshold"] for p in one["selective"]]
     assert 0.0 <= one["ece"] <= 1.0
     entry = next(e for e in sections.policies if e["policy"] == "B64_K0")
     assert entry["wall_seconds_per_item"] is None  # no timing recorded: unknown, not zero

@@ -125,5 +125,5 @@ def test_shape_with_nothing_read() -> None:
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="item b: confidence 1.5"):
         calibration([Judged("a", 0.5, True), Judged("b", 1.5, True)])
-    with pytest.raises(ValueError, match="accuracy target"):
+    with pytest.raises(ValueError, match="target accuracy is a share"):
         calibration([], target=0.0)

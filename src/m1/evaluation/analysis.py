@@ -124,10 +124,14 @@ def _policies(point: GridPoint, votes: PointVotes, rows: Rows, wall: float | Non
 
 def _thinned(found: dict[str, Any]) -> dict[str, Any]:
     """The calibration with its selective curve cut to SELECTIVE_POINTS thresholds (the first, the last,
-    and evenly spread ones between); the target was found on the whole curve."""
+    evenly spread ones between, and the target's); the target was found on the whole curve."""
     curve: list[dict[str, Any]] = found["selective"]
     if len(curve) > SELECTIVE_POINTS:
         step = (len(curve) - 1) / (SELECTIVE_POINTS - 1)
-        curve = [curve[round(i * step)] for i in range(SELECTIVE_POINTS)]
+        kept = {round(i * step) for i in range(SELECTIVE_POINTS)}
+        # The target's own threshold stays, so the curve shows the accuracy reached there.
+        kept |= {i for i, point in enumerate(curve) if point["threshold"] is not None
+                 and point["threshold"] == found["target"]["threshold"]}
+        curve = [curve[i] for i in sorted(kept)]
     return found | {"selective": curve}
 

@@ -76,9 +76,16 @@ class Calibration:
                                "selective": [asdict(s) for s in self.selective]}
 
 
+def checked_target(target: float) -> float:
+    """`target` if it is a share above 0 and at most 1; otherwise a ValueError that says so
+    (`m1 report --target-accuracy` shows it as the option's error)."""
+    if not 0.0 < target <= 1.0:  # also refuses nan
+        raise ValueError(f"the target accuracy is a share above 0 and at most 1 (0.9 for 90 %), got {target}")
+    return target
+
+
 def calibration(items: Sequence[Judged], *, target: float = TARGET, bins: int = BINS) -> Calibration:
-    if not 0.0 < target <= 1.0:
-        raise ValueError(f"an accuracy target is above 0 and at most 1, got {target}")
+    checked_target(target)
     if bins < 1:
         raise ValueError(f"calibration needs 1 bin or more, got {bins}")
     for item in items:

@@ -57,7 +57,8 @@ from m1.evaluation.report.load import MACRO, MICRO, PointResult, RunResult, Scor
 from m1.evaluation.report.markdown import render_markdown_table
 from m1.evaluation.report.stats import Trend, fit_log2_trend, t_quantile
 from m1.evaluation.report.tables import TableData, summary_table
-from m1.evaluation.report.write import ReportPaths, checked_target, write_report
+from m1.evaluation.calibration import checked_target
+from m1.evaluation.report.write import ReportPaths, write_report
 
 __all__ = [
     "MACRO", "MICRO", "PointResult", "ReportPaths", "RunResult", "Score", "TableData", "Trend",

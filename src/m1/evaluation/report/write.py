@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m1.evaluation.calibration import TARGET
+from m1.evaluation.calibration import TARGET, checked_target
 from m1.evaluation.paper import PAPER_BUDGET
 from m1.evaluation.report.document import DrawnFigure, Section
 from m1.evaluation.report.figures import (
@@ -55,14 +55,6 @@ class ReportPaths:
     markdown: Path
     figures: list[Path] = field(default_factory=list)  # PNG and SVG of every figure drawn
     early_exit: dict[str, Any] = field(default_factory=dict)  # run label → its early-exit comparisons, as tabled
-
-
-def checked_target(target_accuracy: float) -> float:
-    """`target_accuracy` if it is a share above 0 and at most 1; otherwise a ValueError that says so
-    (`m1 report --target-accuracy` shows it as the option's error)."""
-    if not 0.0 < target_accuracy <= 1.0:
-        raise ValueError(f"the target accuracy is a share above 0 and at most 1 (0.9 for 90 %), got {target_accuracy}")
-    return target_accuracy
 
 
 def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay: bool = True,
