@@ -425,6 +425,28 @@ FRONTIER_LINESTYLES = ("--", "-.", ":")  # one per item set of runs
 
 
 @_literal_text
+def _label_frontier(axis: Any, points: Sequence[tuple[str, float, float]]) -> None:
+    """Name the frontier's policies, cheapest first: policies at the same place share one label
+    ("first +k"), and a label close to the one before it goes below its point instead of above."""
+    import math
+
+    groups: list[list[tuple[str, float, float]]] = []
+    for point in points:
+        if groups and math.isclose(groups[-1][0][1], point[1]) and math.isclose(groups[-1][0][2], point[2]):
+            groups[-1].append(point)
+        else:
+            groups.append([point])
+    below, previous = False, None
+    for group in groups:
+        name, tokens, accuracy = group[0]
+        text = name if len(group) == 1 else f"{name} +{len(group) - 1}"
+        near = previous is not None and abs(math.log10(tokens / previous[0])) < 0.12 and abs(accuracy - previous[1]) < 4
+        below = near and not below
+        axis.annotate(text, (tokens, accuracy), textcoords="offset points", xytext=(4, -11 if below else 5),
+                      fontsize="x-small")
+        previous = (tokens, accuracy)
+
+
 def frontier_figure(runs: Sequence[RunResult], modes: Sequence[str]) -> Any | None:
     """A panel per extraction mode (the first is the tables' mode): every policy's accuracy (95 %
     interval) against its mean tokens per item, and the Pareto frontier of each item set of runs."""
@@ -456,9 +478,7 @@ def frontier_figure(runs: Sequence[RunResult], modes: Sequence[str]) -> Any | No
                               key=lambda p: p.tokens(mode))
             axis.plot([p.tokens(mode) for p in frontier], [100 * p.score(mode).accuracy for p in frontier],
                       FRONTIER_LINESTYLES[number % len(FRONTIER_LINESTYLES)], color="black", linewidth=1.2, zorder=1)
-            for p in frontier:
-                axis.annotate(p.shown(several), (p.tokens(mode), 100 * p.score(mode).accuracy),
-                              textcoords="offset points", xytext=(4, 5), fontsize="x-small")
+            _label_frontier(axis, [(p.shown(several), p.tokens(mode), 100 * p.score(mode).accuracy) for p in frontier])
         axis.set_xscale("log")
         axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
