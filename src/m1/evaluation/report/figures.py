@@ -424,7 +424,6 @@ AGGREGATION_MARKERS = {"single": "o", "sample": "v", "majority": "s", "weighted"
 FRONTIER_LINESTYLES = ("--", "-.", ":")  # one per item set of runs
 
 
-@_literal_text
 def _label_frontier(axis: Any, points: Sequence[tuple[str, float, float]]) -> None:
     """Name the frontier's policies, cheapest first: policies at the same place share one label
     ("first +k"), and a label close to the one before it goes below its point instead of above."""
@@ -447,6 +446,7 @@ def _label_frontier(axis: Any, points: Sequence[tuple[str, float, float]]) -> No
         previous = (tokens, accuracy)
 
 
+@_literal_text
 def frontier_figure(runs: Sequence[RunResult], modes: Sequence[str]) -> Any | None:
     """A panel per extraction mode (the first is the tables' mode): every policy's accuracy (95 %
     interval) against its mean tokens per item, and the Pareto frontier of each item set of runs."""
