@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from rich.console import Console
 
+from m1.cli import votes_table
 from m1.config import load_config
 from m1.data.errors import DataError
 from m1.evaluation.config import EvalConfig
-from m1.cli import app
 from m1.evaluation.report import write_report
 from m1.evaluation.runner import BUNDLED_SAMPLE, run_eval
 
@@ -186,12 +187,16 @@ def test_a_sample_draws_the_same_whatever_its_point_or_batch(tiny_model_dir: Pat
     for first in range(0, len(several), 3):
         assert len({r["thinking"] for r in several[first:first + 3]}) == 3  # an item's samples differ
 
-    # The finished run, as `m1 eval` prints it again (nothing left to do) and as `m1 report` draws it.
+    # The finished run, scored again (nothing left to do), with the votes `m1 eval` prints, and as
+    # `m1 report` draws it. The table is rendered at a fixed width: the test never reads the terminal's.
     overrides = tiny_overrides(tiny_model_dir, tmp_path / "batch1", **SAMPLED,
                                **{"grid.samples": "[1, 3]", "backend_options": "{batch_size: 1}"})
-    printed = CliRunner().invoke(app, ["eval", *overrides], env={"COLUMNS": "200"})
-    assert printed.exit_code == 0, printed.output
-    assert "0 generations to do" in printed.output and "B24_K0_N3:majority" in printed.output
+    again = run_eval(load_config(EvalConfig, None, overrides))
+    assert "0 generations to do" in capsys.readouterr().out
+    table = Console(width=200, file=io.StringIO(), record=True)
+    table.print(votes_table(again))
+    printed = table.export_text()
+    assert "B24_K0_N3:majority" in printed and "B24_K0_N3:esc2" in printed, printed
     page = write_report([tmp_path / "batch1" / "tiny"], tmp_path / "report").html.read_text()
     for section in ("Accuracy against compute", "Calibration and abstention", "B24_K0_N3:esc2"):
         assert section in page

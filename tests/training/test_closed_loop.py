@@ -5,7 +5,7 @@ Before training, SmolLM2 never answers in the m1 format when the prompt does not
 thinking marker; after 16 optimizer steps on the chains it opens with `<|im_start|>think` and
 writes `<|im_start|>answer` on at least 90 % of held-out evaluation questions, and the loss on
 held-out chains drops. The CI overrides below shrink the preset to fit a few minutes on two CPU
-cores: chains trimmed to 256 tokens, 16 steps of 2 records at a higher learning rate, and ten
+cores: chains trimmed to 256 tokens, 16 steps of 2 records at a higher learning rate, and five
 short MedMCQA questions for the probe. The full preset (README, "Training") runs the same loop
 on every record.
 """
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 CI_OVERRIDES = [
     "max_length=256", "max_steps=16", "global_batch_size=2", "per_device_batch_size=2", "learning_rate=1e-3",
     "warmup_ratio=0", "data.held_out=12", "save_strategy=no", "eval_strategy=no",
-    "probe.items=10", "probe.max_new_tokens=128", "probe.sources=[MedMCQA_validation]",
+    "probe.items=5", "probe.max_new_tokens=128", "probe.sources=[MedMCQA_validation]",
 ]
 
 
