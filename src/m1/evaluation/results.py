@@ -26,7 +26,7 @@ from m1.evaluation.domains import load_labels
 from m1.evaluation.early_exit import compare_with_fixed, settling_curves
 from m1.evaluation.store import RunStore
 from m1.evaluation.votes import PointVotes
-from m1.scoring import (MODES, ScoredRow, ScoreReport, build_report, disagreement, mode_metrics, prediction_from_record,
+from m1.scoring import (MODES, ScoredRow, ScoreReport, disagreement, mode_metrics, prediction_from_record,
                         score_predictions)
 
 
@@ -75,7 +75,11 @@ def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], item
         reference = score_predictions(prediction_rows, "reference")
         scored = scored_lists[point.key] = [scored_row(point, row, s, r) for row, s, r in zip(rows, strict, reference)]
         votes[point.key] = point_votes(point, scored)
-        report = build_report(prediction_rows) if point.samples == 1 else voted_report(votes[point.key])
+        # Both modes were scored above: the report is built from those rows, not by scoring again.
+        report = (ScoreReport(items=len(rows), modes={"reference": mode_metrics(reference, "reference"),
+                                                       "strict": mode_metrics(strict, "strict")},
+                              disagreement=disagreement(reference, strict))
+                  if point.samples == 1 else voted_report(votes[point.key]))
         per_generation = store.seconds_per_generation(point)
         # Per item: the time of its generations at the point's measured rate (a resumed run timed
         # only the calls that finished, and counted only their generations).
