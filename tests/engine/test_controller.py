@@ -160,3 +160,40 @@ def test_a_temperature_below_the_greedy_threshold_is_greedy() -> None:
 
     assert Sampling(temperature=5e-324).temperature == Sampling(temperature=GREEDY_BELOW / 2).temperature == 0.0
     assert Sampling(temperature=GREEDY_BELOW).temperature == GREEDY_BELOW
+
+
+# max_total_tokens: thinking + answer together (OpenAI's max_completion_tokens, Anthropic's max_tokens).
+
+
+def test_total_cap_ends_thinking_before_the_thinking_budget() -> None:
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=50, max_answer_tokens=40, max_total_tokens=30)
+    controller, steps = drive(policy, [("long thought", 30, False)])
+    record = controller.record("p")
+    assert steps[0].max_new_tokens == 30
+    assert record.thinking_end == "budget_reached"
+    assert (record.answer_tokens, record.answer_end, record.answer) == (0, "length", "")
+    assert controller.done and controller.next_step() is None
+
+
+@pytest.mark.parametrize(("thought", "room"), [(6, 14), (12, 8), (19, 1)])
+def test_the_answer_gets_what_thinking_left_of_the_total(thought: int, room: int) -> None:
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=100, max_answer_tokens=16, max_total_tokens=20)
+    controller, steps = drive(policy, [("t", thought, True), ("B", 1, True)])
+    assert steps[1].max_new_tokens == min(16, room)
+    assert controller.record("p").answer_tokens == 1
+
+
+def test_wait_rounds_share_the_total_cap() -> None:
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=100, num_extensions=3, max_total_tokens=12)
+    _, steps = drive(policy, [("a", 5, True), ("b", 5, True), ("c", 2, False)])
+    assert [s.max_new_tokens for s in steps] == [12, 7, 2]
+
+
+def test_no_think_answer_is_capped_by_the_total() -> None:
+    policy = BudgetPolicy.from_preset("no-think", max_answer_tokens=64, max_total_tokens=10)
+    assert SampleController(policy).next_step().max_new_tokens == 10
+
+
+def test_a_minimum_above_the_total_cap_is_refused() -> None:
+    with pytest.raises(ValidationError, match="min_thinking_tokens \\(40\\) exceeds max_total_tokens \\(30\\)"):
+        BudgetPolicy.from_preset("m1", min_thinking_tokens=40, max_total_tokens=30)

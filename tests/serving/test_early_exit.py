@@ -18,9 +18,9 @@ from m1.engine.controller import ProbeResult, RoundOutput, SampleController
 from m1.engine.policy import BudgetPolicy, EarlyExit
 from m1.serving.app import create_app
 from m1.serving.command import read_early_exit
-from m1.serving.errors import APIError
-from m1.serving.protocol import ChatRequest, CompletionRequest, EarlyExitRequest, Limits, Plan, build_policy, parse
-from m1.serving.responses import chunk, usage
+from m1.engine.wire.errors import APIError
+from m1.engine.wire.protocol import ChatRequest, CompletionRequest, EarlyExitRequest, Limits, Plan, build_policy, parse
+from m1.engine.wire.responses import chunk, usage
 
 from .conftest import MODEL, SERVER_EARLY_EXIT
 

@@ -25,7 +25,7 @@ import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from m1.serving.app import create_app
-from m1.serving.protocol import NEUTRAL, ChatRequest, CompletionRequest
+from m1.engine.wire.protocol import NEUTRAL, ChatRequest, CompletionRequest
 
 from .conftest import MODEL
 

@@ -215,7 +215,7 @@ class SampleController:
         else:
             self._phase = "answer"
             self._record.thinking_end = "no_thinking"
-            self._pending = Step("answer", "", p.max_answer_tokens, p.answer_stops)
+            self._pending = Step("answer", "", p.answer_room(0), p.answer_stops)
 
     # ------------------------------------------------------------------ backend side
 
@@ -257,7 +257,7 @@ class SampleController:
             self._ids_complete = False
         else:
             self._thinking_ids.extend(out.token_ids)
-        budget_left = p.max_thinking_tokens - rec.thinking_tokens
+        budget_left = p.thinking_cap - rec.thinking_tokens
 
         if not out.stopped:
             if budget_left <= 0:
@@ -287,7 +287,7 @@ class SampleController:
     def _think_step(self, insert: str) -> Step:
         """The next thinking round: what is left of B, ended early at early exit's next probe point."""
         p, used = self.policy, self._record.thinking_tokens
-        limit = p.max_thinking_tokens - used
+        limit = p.thinking_cap - used
         if p.early_exit is None:
             return Step("think", insert, limit, p.think_stops)
         start, every = p.first_probe_at, p.early_exit.every
@@ -298,7 +298,7 @@ class SampleController:
             next_probe += -next_probe % every  # the first multiple of `every` at or after it
             limit = min(limit, next_probe - used)
         return Step("think", insert, limit, p.think_stops, pauses=p.transitions if used >= start else (),
-                    lookahead=p.max_thinking_tokens - used - limit)
+                    lookahead=p.thinking_cap - used - limit)
 
     def _probes_on(self) -> bool:
         return self.policy.early_exit is not None and self._record.thinking_tokens >= self.policy.first_probe_at
@@ -371,7 +371,14 @@ class SampleController:
         insert = join_prefix(self.policy.think_start + self._thinking_text, prefix)
         rec.reply = insert
         self._phase = "answer"
-        self._pending = Step("answer", insert, self.policy.max_answer_tokens, self.policy.answer_stops)
+        room = self.policy.answer_room(rec.thinking_tokens)
+        if room == 0:
+            # Thinking spent the total cap (max_total_tokens): no answer is generated, as OpenAI's
+            # max_completion_tokens does when reasoning uses it all.
+            rec.answer_end = "length"
+            self._phase, self._pending = "done", None
+            return
+        self._pending = Step("answer", insert, room, self.policy.answer_stops)
         if self._reads_answer():
             self._read_answer()
 

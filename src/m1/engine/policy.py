@@ -102,6 +102,10 @@ class BudgetPolicy(BaseModel):
     extension_str: str = Field("Wait", min_length=1)
     min_thinking_tokens: int | None = Field(None, ge=0)
     max_answer_tokens: int = Field(1024, gt=0)
+    max_total_tokens: int | None = Field(
+        None, gt=0, description="thinking + answer tokens generated together (OpenAI's max_completion_tokens, "
+        "Anthropic's max_tokens): thinking stops at whichever of B and this comes first, and the answer gets "
+        "what is left, up to max_answer_tokens (nothing when thinking used it all)")
     sampling: Sampling = Field(default_factory=Sampling)
     early_exit: EarlyExit | None = None
     answer_probability: bool = Field(
@@ -110,11 +114,9 @@ class BudgetPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _minimum_fits_budget(self) -> BudgetPolicy:
-        if self.min_thinking_tokens is not None and self.min_thinking_tokens > self.max_thinking_tokens:
-            raise ValueError(
-                f"min_thinking_tokens ({self.min_thinking_tokens}) exceeds max_thinking_tokens "
-                f"({self.max_thinking_tokens})"
-            )
+        if self.min_thinking_tokens is not None and self.min_thinking_tokens > self.thinking_cap:
+            cap = "max_thinking_tokens" if self.thinking_cap == self.max_thinking_tokens else "max_total_tokens"
+            raise ValueError(f"min_thinking_tokens ({self.min_thinking_tokens}) exceeds {cap} ({self.thinking_cap})")
         return self
 
     @model_validator(mode="after")
@@ -133,6 +135,19 @@ class BudgetPolicy(BaseModel):
                     raise ValueError(f"early_exit.transitions: {transition!r} is part of the thinking stop {stop!r}; "
                                      f"a pause there would hide the stop")
         return self
+
+    @property
+    def thinking_cap(self) -> int:
+        """The most thinking tokens a sample may generate: B, or the total cap when that is lower."""
+        if self.max_total_tokens is None:
+            return self.max_thinking_tokens
+        return min(self.max_thinking_tokens, self.max_total_tokens)
+
+    def answer_room(self, thinking_tokens: int) -> int:
+        """Answer tokens allowed after `thinking_tokens` of thinking (0: the total cap is spent)."""
+        if self.max_total_tokens is None:
+            return self.max_answer_tokens
+        return max(0, min(self.max_answer_tokens, self.max_total_tokens - thinking_tokens))
 
     @property
     def transitions(self) -> tuple[str, ...]:
@@ -167,7 +182,7 @@ class BudgetPolicy(BaseModel):
         Without a minimum, every one of the K extensions is used; with a minimum, thinking is
         extended only while it is shorter than the minimum.
         """
-        if self.num_extensions == 0 or thinking_tokens >= self.max_thinking_tokens:
+        if self.num_extensions == 0 or thinking_tokens >= self.thinking_cap:
             return False
         return self.min_thinking_tokens is None or thinking_tokens < self.min_thinking_tokens
 

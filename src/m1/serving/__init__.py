@@ -20,9 +20,10 @@
 
 Every m1 request field is listed in `protocol`'s docstring.
 
-Layout: `protocol` (what a request may ask for → prompt + `BudgetPolicy`), `runners` (dynamic
-batching on transformers, vLLM's async engine), `responses` (OpenAI bodies, usage, stream
-shaping), `app` (routes, auth, limits, `serve`).
+Layout: `m1.engine.wire` translates between the wire and the engine (`protocol`: what a request
+may ask for → prompt + `BudgetPolicy`; `responses`: reply bodies, usage, stream shaping);
+`runners` (dynamic batching on transformers, vLLM's async engine), `app` (routes, auth, limits,
+`serve`).
 """
 
 from __future__ import annotations

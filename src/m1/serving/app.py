@@ -38,8 +38,8 @@ from m1.engine.default_model import default_preset as model_default_preset
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
 from m1.engine.registry import check_backend
 from m1.engine.prompt import render_messages
-from m1.serving.errors import APIError, bad_request
-from m1.serving.protocol import (
+from m1.engine.wire.errors import APIError, bad_request
+from m1.engine.wire.protocol import (
     ChatRequest,
     CompletionRequest,
     Limits,
@@ -52,7 +52,7 @@ from m1.serving.protocol import (
     parse,
     validation_problem,
 )
-from m1.serving.responses import StreamShaper, chat_response, chunk, completion_response, finish_reason, usage
+from m1.engine.wire.responses import StreamShaper, chat_response, chunk, completion_response, finish_reason, usage
 from m1.serving.runners import Job, PromptText, make_runner
 
 log = logging.getLogger("m1.serving")

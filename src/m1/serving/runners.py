@@ -38,7 +38,7 @@ from m1.engine.backends.vllm_async import AsyncVLLMBackend
 from m1.engine.controller import GenerationRecord
 from m1.engine.default_model import resolve_model
 from m1.engine.policy import BudgetPolicy
-from m1.serving.errors import APIError
+from m1.engine.wire.errors import APIError
 
 log = logging.getLogger("m1.serving")
 

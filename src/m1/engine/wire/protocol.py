@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit, Sampling
 from m1.engine.probe import LetterReader
-from m1.serving.errors import bad_request
+from m1.engine.wire.errors import bad_request
 
 MAX_STOPS = 4
 MAX_STOP_CHARS = 128

@@ -7,8 +7,8 @@ import pytest
 
 from m1.engine.controller import GenerationRecord
 from m1.engine.policy import BudgetPolicy
-from m1.serving.errors import APIError
-from m1.serving.protocol import (
+from m1.engine.wire.errors import APIError
+from m1.engine.wire.protocol import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
     ChatRequest,
@@ -19,7 +19,7 @@ from m1.serving.protocol import (
     fit_answer_budget,
     parse,
 )
-from m1.serving.responses import StreamShaper, trim_partial_stop, usage, visible_answer
+from m1.engine.wire.responses import StreamShaper, trim_partial_stop, usage, visible_answer
 
 LIMITS = Limits(max_context=4096, max_thinking_tokens=4096)
 
