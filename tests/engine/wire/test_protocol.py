@@ -53,6 +53,22 @@ def test_defaults_are_the_paper_s(tokenizer) -> None:
     assert plan.preset == "m1" and plan.policy == expected  # greedy, K = 0, 1,024 answer tokens
 
 
+def test_max_completion_tokens_caps_thinking_and_answer_together(tokenizer) -> None:
+    policy = build_policy(chat(max_completion_tokens=300, thinking_budget=512), LIMITS, tokenizer, chat=True).policy
+    assert (policy.max_total_tokens, policy.max_answer_tokens, policy.thinking_cap) == (300, 300, 300)
+    assert policy.answer_room(120) == 180
+    plain = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "max_completion_tokens": 7}),
+                         LIMITS, tokenizer, chat=False).policy
+    assert plain.max_answer_tokens == 7 and not plain.thinking
+
+
+def test_max_tokens_and_max_completion_tokens_together_are_refused(tokenizer) -> None:
+    with pytest.raises(APIError) as err:
+        build_policy(chat(max_tokens=64, max_completion_tokens=300), LIMITS, tokenizer, chat=True)
+    assert err.value.status == 400 and err.value.param == "max_completion_tokens"
+    assert "max_tokens" in err.value.message
+
+
 def test_completions_are_plain_unless_thinking_is_asked_for(tokenizer) -> None:
     plain = build_policy(parse(CompletionRequest, {"model": "m", "prompt": "x", "stop": "\n"}), LIMITS,
                          tokenizer, chat=False)

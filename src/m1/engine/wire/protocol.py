@@ -29,7 +29,10 @@ The m1 fields, on both endpoints:
 
 Early exit needs a preset with a forced-answer prefix (m1, think-tags): a probe appends it.
 
-`max_tokens` is the answer budget; `stop` adds answer stop strings to the preset's.
+`max_tokens` is the answer budget; `max_completion_tokens` (OpenAI's meaning) caps thinking and
+answer together instead: thinking stops at it if the thinking budget has not stopped it first, and
+the answer gets what is left (none when thinking used it all: empty content, finish_reason
+"length"). One or the other, not both. `stop` adds answer stop strings to the preset's.
 /v1/chat/completions always thinks (the server's default preset unless `budget_preset` says
 otherwise). /v1/completions is a plain completion, as any OpenAI client expects, unless the
 request names a preset or sets any thinking field; then the prompt (rendered by the client, ending
@@ -70,7 +73,7 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "functions": (None, []), "function_call": (None, "none"), "parallel_tool_calls": (None, False),
     "response_format": (None, {"type": "text"}), "audio": (None,), "modalities": (None, ["text"]),
     "prediction": (None,), "reasoning_effort": (None,), "web_search_options": (None,), "service_tier": (None, "auto"),
-    "store": (None, False), "max_completion_tokens": (None,), "verbosity": (None,),
+    "store": (None, False), "verbosity": (None,),
 }
 # Metadata that changes nothing about generation.
 IGNORED = ("user", "metadata", "prompt_cache_key", "safety_identifier")
@@ -125,6 +128,7 @@ class EarlyExitRequest(_Strict):
 class _Common(_Strict):
     model: StrictStr
     max_tokens: StrictInt | None = None
+    max_completion_tokens: StrictInt | None = None  # OpenAI's cap on thinking + answer together
     temperature: StrictFloat | StrictInt | None = None
     top_p: StrictFloat | StrictInt | None = None
     seed: StrictInt | None = None
@@ -311,6 +315,11 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
     if request.include_stop_str_in_output:
         raise bad_request("include_stop_str_in_output=true is not supported", "include_stop_str_in_output")
     check_range(request.max_tokens, "max_tokens", 1, limits.max_context)
+    check_range(request.max_completion_tokens, "max_completion_tokens", 1, limits.max_context)
+    if request.max_tokens is not None and request.max_completion_tokens is not None:
+        raise bad_request("max_tokens and max_completion_tokens disagree on what is capped: send max_tokens for "
+                          "the answer alone or max_completion_tokens for thinking + answer together, not both",
+                          "max_completion_tokens")
     check_range(request.temperature, "temperature", 0, 2)
     if request.top_p is not None and not 0 < request.top_p <= 1:
         raise bad_request(f"top_p must be in (0, 1]; got {request.top_p}", "top_p")
@@ -334,7 +343,8 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
         top_p=1.0 if request.top_p is None else float(request.top_p),
         seed=request.seed if request.seed is not None else 0,
     )
-    max_tokens = request.max_tokens or limits.default_max_tokens
+    total = request.max_completion_tokens
+    max_tokens = request.max_tokens or total or limits.default_max_tokens
     if preset is None:
         # A plain completion: no thinking phase; stops are the request's own (and end of sequence).
         plain = BudgetPolicy.from_preset("no-think", answer_stops=stops, max_answer_tokens=max_tokens,
@@ -356,6 +366,8 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
         "max_answer_tokens": max_tokens,
         "sampling": sampling,
         "answer_stops": tuple(dict.fromkeys(BudgetPolicy.from_preset(preset).answer_stops + stops)),
+        # Thinking and answer share it: thinking stops at it, the answer gets what is left.
+        "max_total_tokens": total,
     }
     for name, field in (("num_extensions", "num_extensions"), ("extension_str", "extension_str"),
                         ("min_thinking_tokens", "min_thinking_tokens")):
