@@ -13,9 +13,37 @@ from m1.data.suite import shared_data_dir
 # idle by then, the cause is not known). First, it runs before any of them.
 FIRST = ("tests/training/test_closed_loop.py",)
 
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). A worker
+# starts a session fixture the first time one of its tests asks for it, so every test module that
+# uses one of these expensive ones goes to the same worker: each vLLM engine or server, and the
+# shared `m1 serve` process, starts once. Every other module is one unit of its own (its module
+# fixtures start once too).
+SHARED_GROUPS = {
+    "vllm": {"vllm_backend", "vllm_server", "vllm_client"},
+    "m1-serve": {"server", "client", "http"},
+}
+
+
+def pytest_configure(config) -> None:
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Two workers on two cores: one torch thread each, rather than two each fighting over both.
+        import torch
+
+        torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: the rest keep their order
+    used: dict[str, set[str]] = {}
+    for item in items:
+        used.setdefault(item.nodeid.split("::")[0], set()).update(item.fixturenames)
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = next((name for name, fixtures in SHARED_GROUPS.items() if used[module] & fixtures), module)
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
