@@ -1,5 +1,6 @@
 """`m1 serve --backend vllm`: vLLM's async engine runs the same controller rounds, so on the
-default model (greedy, float32) every reply must equal the transformers server's, text and usage."""
+default model (greedy, float32) every reply must equal the transformers server's, text and usage,
+through the OpenAI client and through the Anthropic one."""
 
 from __future__ import annotations
 
@@ -46,6 +47,25 @@ def test_vllm_replies_equal_the_transformers_server(vllm_client, client) -> None
     reasoning, content, finals, _ = stream_chat(vllm_client, **kwargs)
     assert (reasoning, content) == (reply.choices[0].message.reasoning_content, reply.choices[0].message.content)
     assert finals[0].usage.model_extra["m1"] == reply.usage.model_extra["m1"]
+
+
+def test_vllm_anthropic_messages_equal_the_transformers_server(vllm_server, server) -> None:
+    import anthropic
+
+    # The model stops at once, takes the extension, then hits the budget, as above.
+    kwargs = {"model": MODEL, "max_tokens": 10, "messages": MESSAGES, "thinking": {"type": "enabled", "budget_tokens": 6},
+              "extra_body": {"budget_preset": "m1", "num_extensions": 2}}
+    reference = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0).messages.create(**kwargs)
+    messages = anthropic.Anthropic(base_url=vllm_server.url, api_key="unused", max_retries=0, timeout=300).messages
+    reply = messages.create(**kwargs)
+    assert [block.type for block in reply.content] == ["thinking", "text"]
+    assert reply.usage.model_extra["m1"]["thinking_tokens"] <= 6 == reply.usage.model_extra["m1"]["thinking_budget"]
+    assert reply.model_dump(exclude={"id"}) == reference.model_dump(exclude={"id"})
+    with messages.stream(**kwargs) as stream:
+        final = stream.get_final_message()
+    assert [(b.type, getattr(b, "thinking", None), getattr(b, "text", None)) for b in final.content] == [
+        (b.type, getattr(b, "thinking", None), getattr(b, "text", None)) for b in reply.content]
+    assert (final.stop_reason, final.usage.output_tokens) == (reply.stop_reason, reply.usage.output_tokens)
 
 
 def test_vllm_completions_with_token_ids(vllm_client, client) -> None:

@@ -33,9 +33,11 @@ What it guarantees, because curation pays per token and runs for days:
   and lives only in the HTTP client's memory.
 
 `kind: local` runs the m1 engine in-process (`m1.engine.load_backend`) and answers with the same
-reply shape, cache and accounting. It reads the same `extra_body` fields as `m1 serve`, so a
-config can move between the two without changing a single cached reply: `max_tokens` is then the
-answer budget and `thinking_budget` the thinking budget, as on the server.
+reply shape, cache and accounting. Its bodies go through `m1 serve`'s own translation
+(`m1.engine.wire`: the same parsing, budget policy, defaults and reply body), so a config can move
+between the two without changing a single cached reply: `max_tokens` is the answer budget,
+`max_completion_tokens` thinking + answer together, `thinking_budget` the thinking budget, and a
+body that names no preset gets the model's own, as on the server.
 """
 
 from __future__ import annotations
@@ -544,52 +546,59 @@ class ChatClient:
 
 
 class _LocalEngine:
-    """The m1 engine in-process, answering chat bodies with chat-completion dicts like m1 serve's."""
+    """The m1 engine in-process, answering chat bodies exactly as m1 serve would: the body is parsed,
+    turned into a budget policy and answered by `m1.engine.wire`, with the server's defaults."""
 
     def __init__(self, config: ClientConfig):
         from m1.engine import load_backend
+        from m1.engine.default_model import default_preset
+        from m1.engine.wire.protocol import Limits
 
         self.model = config.model
         self.backend = load_backend(config.backend, config.model, **config.backend_options)
+        context = self.backend.max_context
+        self.limits = Limits(max_context=context, max_thinking_tokens=context, default_preset=default_preset(config.model))
 
-    def policy(self, body: dict[str, Any]) -> Any:
-        from m1.engine.policy import BudgetPolicy, Sampling
+    def admit(self, body: dict[str, Any]) -> tuple[str, int, Any]:
+        """(prompt text, prompt tokens, plan) for a body, or the `APIError` m1 serve would answer."""
+        from dataclasses import replace
 
-        fields: dict[str, Any] = {"max_answer_tokens": body.get("max_tokens") or body.get("max_completion_tokens"),
-                                  "sampling": Sampling(temperature=body.get("temperature") or 0.0,
-                                                       top_p=body.get("top_p") or 1.0, seed=body.get("seed", 0))}
-        for name, target in (("thinking_budget", "max_thinking_tokens"), ("num_extensions", "num_extensions"),
-                             ("extension_str", "extension_str"), ("min_thinking_tokens", "min_thinking_tokens")):
-            if body.get(name) is not None:
-                fields[target] = body[name]
-        return BudgetPolicy.from_preset(body.get("budget_preset") or "m1", **fields)
-
-    def complete(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | RequestFailed]:
+        from m1.engine.backends.base import answer_reserve
         from m1.engine.prompt import render_messages
+        from m1.engine.wire.protocol import ChatRequest, build_policy, chat_messages, fit_answer_budget, parse
 
         tokenizer = self.backend.tokenizer
-        policies = [self.policy(body) for body in bodies]
-        prompts = [render_messages(tokenizer, body["messages"], policy) for body, policy in zip(bodies, policies)]
-        records = self.backend.generate(prompts, policies)
-        results: list[dict[str, Any] | RequestFailed] = []
-        for prompt, policy, record in zip(prompts, policies, records):
+        request = parse(ChatRequest, body)
+        plan = build_policy(request, self.limits, tokenizer, chat=True)
+        text = render_messages(tokenizer, chat_messages(request), plan.policy)
+        prompt_tokens = len(tokenizer.encode(text, add_special_tokens=False))
+        prefix_tokens = answer_reserve(tokenizer, plan.policy) - plan.policy.max_answer_tokens
+        policy = fit_answer_budget(plan.policy, prompt_tokens, prefix_tokens, self.limits,
+                                   explicit=request.max_tokens is not None, param="messages")
+        return text, prompt_tokens, replace(plan, policy=policy)
+
+    def complete(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | RequestFailed]:
+        import uuid
+
+        from m1.engine.wire.errors import APIError
+        from m1.engine.wire.responses import chat_response
+
+        results: dict[int, dict[str, Any] | RequestFailed] = {}
+        admitted = []
+        for index, body in enumerate(bodies):
+            try:
+                admitted.append((index, *self.admit(body)))
+            except APIError as err:
+                results[index] = RequestFailed("local engine refused the request", err.message)
+        records = self.backend.generate([text for _i, text, _n, _plan in admitted],
+                                        [plan.policy for _i, _text, _n, plan in admitted]) if admitted else []
+        for (index, _text, prompt_tokens, plan), record in zip(admitted, records):
             if record.error:
-                results.append(RequestFailed("local engine failed", record.error))
-                continue
-            marker = policy.answer_after_stop.strip()
-            content = record.reply.split(marker, 1)[1] if marker and marker in record.reply else record.reply
-            prompt_tokens = len(tokenizer.encode(prompt, add_special_tokens=False))
-            generated = record.thinking_tokens + record.answer_tokens
-            results.append({
-                "object": "chat.completion", "model": self.model,
-                "choices": [{"index": 0, "finish_reason": "length" if record.answer_end == "length" else "stop",
-                             "message": {"role": "assistant", "content": content.lstrip(),
-                                         "reasoning_content": record.thinking if policy.thinking else None}}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": generated,
-                          "total_tokens": prompt_tokens + generated,
-                          "completion_tokens_details": {"reasoning_tokens": record.thinking_tokens}},
-            })
-        return results
+                results[index] = RequestFailed("local engine failed", record.error)
+            else:
+                results[index] = chat_response(f"chatcmpl-local-{uuid.uuid4().hex[:24]}", self.model, record,
+                                               plan.policy, prompt_tokens, plan.preset)
+        return [results[index] for index in range(len(bodies))]
 
 
 def parse_completion(data: Any) -> dict[str, Any]:

@@ -3,17 +3,21 @@
     serve("smollm2-135m", "transformers", port=8000)            # what `m1 serve` calls
     app = create_app(runner, served_model="smollm2-135m")        # the ASGI app alone
 
-Routes: `GET /health` (open), `GET /v1/models`, `POST /v1/completions`, `POST /v1/chat/completions`.
-Every error is `{"error": {"message", "type", "param", "code"}}` with a 4xx/5xx status; a bad
-request never reaches the model. When the environment variable named by `api_key_env` is set,
-every /v1 route needs `Authorization: Bearer <key>`; the key is compared in constant time and
-never logged. Request bodies must be JSON sent as application/json (415) and at most
-`max_body_bytes` long (413); no body, however malformed, gets a 5xx (`protocol.decode_body`
-refuses what is not plain JSON, and whatever else fails before generation starts is a 400).
+Routes: `GET /health` (open), `GET /v1/models`, `POST /v1/completions`, `POST /v1/chat/completions`
+(OpenAI), `POST /v1/messages` (Anthropic). Every error is `{"error": {"message", "type", "param",
+"code"}}` with a 4xx/5xx status (on /v1/messages Anthropic's `{"type": "error", "error": {"type",
+"message"}}`); a bad request never reaches the model. When the environment variable named by
+`api_key_env` is set, every /v1 route needs the key, as `Authorization: Bearer <key>` or as
+Anthropic's `x-api-key: <key>` (the `authenticate` dependency of the /v1 router); it is compared in
+constant time and never logged or echoed. Request bodies must be JSON sent as application/json
+(415) and at most `max_body_bytes` long (413); the `typed_body` dependency reads them, and no body,
+however malformed, gets a 5xx (`protocol.decode_body` refuses what is not plain JSON, `protocol.parse`
+names the bad field, and whatever else fails before generation starts is a 400). Streams are
+server-sent events (sse-starlette); the shared state set at startup is on `app.state`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the routes' Annotated dependencies,
+# which name closures of create_app, from the live annotations.
 import asyncio
 import hmac
 import itertools
@@ -22,14 +26,16 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,6 +44,7 @@ from m1.engine.default_model import default_preset as model_default_preset
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
 from m1.engine.registry import check_backend
 from m1.engine.prompt import render_messages
+from m1.engine.wire import anthropic
 from m1.engine.wire.errors import APIError, bad_request
 from m1.engine.wire.protocol import (
     ChatRequest,
@@ -89,49 +96,60 @@ def create_app(
     """
     default_preset = default_preset or model_default_preset(served_model)
     check_default_early_exit(default_preset, early_exit)
-    state: dict[str, Any] = {}
     counter = itertools.count()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(app: FastAPI):
         await runner.start()
         tokenizer = runner.tokenizer
-        state["limits"] = Limits(
+        app.state.limits = Limits(
             max_context=runner.max_context,
             max_thinking_tokens=min(max_thinking_tokens or runner.max_context, runner.max_context),
             max_extensions=max_extensions, default_max_tokens=default_max_tokens, default_preset=default_preset,
             default_early_exit=early_exit,
         )
-        state["chat_template"] = bool(getattr(tokenizer, "chat_template", None))
+        app.state.chat_template = bool(getattr(tokenizer, "chat_template", None))
         log.info("serving %s on the %s backend: context %d tokens, thinking budget up to %d",
-                 served_model, runner.backend_name, runner.max_context, state["limits"].max_thinking_tokens)
+                 served_model, runner.backend_name, runner.max_context, app.state.limits.max_thinking_tokens)
         yield
         await runner.stop()
 
     app = FastAPI(title="m1 serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
+    def error_response(request: Request, err: APIError) -> JSONResponse:
+        # Each dialect's clients read errors in their own shape (the anthropic SDK raises its
+        # exception classes from Anthropic's), whatever refused the request: auth, body, route.
+        body = anthropic.error_body(err) if request.url.path == anthropic.ROUTE else err.body()
+        return JSONResponse(body, status_code=err.status)
+
     @app.exception_handler(APIError)
-    async def api_error(_request: Request, err: APIError) -> JSONResponse:
-        return JSONResponse(err.body(), status_code=err.status)
+    async def api_error(request: Request, err: APIError) -> JSONResponse:
+        return error_response(request, err)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found_error", 405: "invalid_request_error"}.get(err.status_code, "invalid_request_error")
-        return JSONResponse(APIError(err.status_code, str(err.detail), type=kind).body(), status_code=err.status_code)
+        return error_response(request, APIError(err.status_code, str(err.detail), type=kind))
 
     @app.exception_handler(Exception)
-    async def server_error(_request: Request, err: Exception) -> JSONResponse:
+    async def server_error(request: Request, err: Exception) -> JSONResponse:
         log.error("internal error: %s", type(err).__name__, exc_info=err)
-        body = APIError(500, f"internal server error ({type(err).__name__})", type="server_error").body()
-        return JSONResponse(body, status_code=500)
+        return error_response(request, APIError(500, f"internal server error ({type(err).__name__})",
+                                                type="server_error"))
 
-    def authorize(request: Request) -> None:
+    async def authenticate(
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(HTTPBearer(auto_error=False))],
+        x_api_key: Annotated[str | None, Security(APIKeyHeader(name="x-api-key", auto_error=False))],
+    ) -> None:
+        """Every /v1 route: the key as `Authorization: Bearer <key>` (OpenAI) or `x-api-key` (Anthropic)."""
         if api_key is None:
             return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-            raise APIError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
-                           type="authentication_error", code="invalid_api_key")
+        expected = api_key.encode()
+        sent = [key for key in (bearer.credentials if bearer else None, x_api_key) if key]
+        # Constant time, and every candidate compared, so the timing tells nothing about either.
+        if not any([hmac.compare_digest(key.strip().encode(), expected) for key in sent]):
+            raise APIError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>' "
+                           "(or 'x-api-key: <key>')", type="authentication_error", code="invalid_api_key")
 
     async def read_body(request: Request) -> bytes:
         # JSON only, and said so: a browser sends text/plain or no content type cross-origin without
@@ -158,28 +176,53 @@ def create_app(
             raise APIError(400, "the client disconnected before the body was complete") from None
         return bytes(body)
 
+    @contextmanager
+    def refusing_the_unforeseen() -> Iterator[None]:
+        try:
+            yield
+        except APIError:
+            raise
+        except Exception as err:  # noqa: BLE001 - see below
+            # Admission reads nothing but the body and the tokenizer, so a failure that no check
+            # foresaw is still caused by this request: refused, and logged so the check gets written.
+            log.warning("request refused: admitting it raised %s", type(err).__name__, exc_info=err)
+            raise bad_request(f"this request could not be processed ({type(err).__name__}); "
+                              "check its fields against the API") from None
+
+    def typed_body(kind: type[BaseModel], **dialect: Any) -> Callable[[Request], Any]:
+        """A dependency: the request body read (415/413 rules), decoded as plain JSON and validated
+        into `kind`, or the 400 `protocol.parse` builds, naming the field (`dialect`: its neutral and
+        ignored fields)."""
+
+        async def body(request: Request) -> Any:
+            raw = await read_body(request)
+            with refusing_the_unforeseen():
+                return parse(kind, decode_body(raw), **dialect)
+
+        return body
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": served_model, "backend": runner.backend_name, **runner.stats()}
 
-    @app.get("/v1/models")
-    async def models(request: Request) -> dict[str, Any]:
-        authorize(request)
-        return {"object": "list", "data": [{"id": served_model, "object": "model", "created": 0, "owned_by": "m1",
-                                            "max_model_len": state["limits"].max_context}]}
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
 
-    async def admit(request: Request, *, chat: bool) -> tuple[Any, Plan, str, list[int]]:
-        """(request, plan, prompt text, prompt ids) from a body, every check passed; nothing runs yet."""
-        limits: Limits = state["limits"]
+    @v1.get("/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": served_model, "object": "model", "created": 0, "owned_by": "m1",
+                                            "max_model_len": app.state.limits.max_context}]}
+
+    async def admit(req: Any, *, chat: bool) -> tuple[Any, Plan, str, list[int]]:
+        """(request, plan, prompt text, prompt ids) from a parsed request, every check passed; nothing runs yet."""
+        limits: Limits = app.state.limits
         tokenizer = runner.tokenizer
-        req = parse(ChatRequest if chat else CompletionRequest, decode_body(await read_body(request)))
         if req.model != served_model:
             raise APIError(404, f"model {req.model!r} is not served here; this server serves {served_model!r}",
                            type="not_found_error", param="model", code="model_not_found")
         plan = build_policy(req, limits, tokenizer, chat=chat)
         policy = plan.policy
         if chat:
-            if not state["chat_template"]:
+            if not app.state.chat_template:
                 raise bad_request("this model has no chat template; use /v1/completions", "messages")
             try:
                 text = render_messages(tokenizer, chat_messages(req), policy)
@@ -200,19 +243,10 @@ def create_app(
                                    param="messages" if chat else "prompt")
         return req, replace(plan, policy=policy), text, ids
 
-    async def generate(request: Request, *, chat: bool) -> Response:
-        authorize(request)
+    async def generate(request: Request, req: Any, *, chat: bool) -> Response:
         started = time.perf_counter()
-        try:
-            req, plan, text, ids = await admit(request, chat=chat)
-        except APIError:
-            raise
-        except Exception as err:  # noqa: BLE001 - see below
-            # Admission reads nothing but the body and the tokenizer, so a failure that no check
-            # above foresaw is still caused by this request: refused, and logged so the check gets written.
-            log.warning("request refused: admitting it raised %s", type(err).__name__, exc_info=err)
-            raise bad_request(f"this request could not be processed ({type(err).__name__}); "
-                              "check its fields against the API") from None
+        with refusing_the_unforeseen():
+            req, plan, text, ids = await admit(req, chat=chat)
 
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         policy, preset = plan.policy, plan.preset
@@ -223,8 +257,7 @@ def create_app(
                    "stream_probes": bool(req.stream_probes)}
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return StreamingResponse(stream_events(job, chat, context, include_usage), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return event_stream(stream_events(job, chat, context, include_usage))
         event = await until_done(job, request)
         if event is None:
             log.info("%s: client left before its reply", request_id)
@@ -236,6 +269,13 @@ def create_app(
             body = completion_response(request_id, served_model, record, policy, len(ids), preset,
                                        with_ids=bool(req.return_token_ids))
         return JSONResponse(body)
+
+    def event_stream(events: AsyncIterator[ServerSentEvent], *, ping: Callable[[], ServerSentEvent] | None = None,
+                     ) -> EventSourceResponse:
+        # "\n" between lines, as OpenAI and Anthropic send them; a keep-alive every 15 s (a comment,
+        # or the dialect's own ping event) that every SSE client skips.
+        return EventSourceResponse(events, sep="\n", ping_message_factory=ping,
+                                   headers={"Cache-Control": "no-cache"})
 
     async def until_done(job: Job, request: Request) -> tuple | None:
         """The request's final event, or None if the client disconnects first (the job is cancelled)."""
@@ -271,18 +311,20 @@ def create_app(
                  time.perf_counter() - context["started"])
         return record
 
-    async def stream_events(job: Job, chat: bool, context: dict[str, Any], include_usage: bool) -> AsyncIterator[str]:
+    async def stream_events(job: Job, chat: bool, context: dict[str, Any],
+                            include_usage: bool) -> AsyncIterator[ServerSentEvent]:
         request_id, shaper = context["request_id"], StreamShaper(job.policy, runner.tokenizer, chat=chat)
         done = False
 
-        def sse(body: dict[str, Any]) -> str:
-            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        def sse(body: dict[str, Any]) -> ServerSentEvent:
+            return ServerSentEvent(json.dumps(body, ensure_ascii=False), sep="\n")
 
-        def piece(deltas: dict[str, str]) -> str:
+        def piece(deltas: dict[str, str]) -> ServerSentEvent:
             if chat:
                 return sse(chunk(request_id, served_model, chat=True, delta=deltas))
             return sse(chunk(request_id, served_model, chat=False, text=deltas["text"]))
 
+        end = ServerSentEvent("[DONE]", sep="\n")
         try:
             if chat:
                 yield sse(chunk(request_id, served_model, chat=True, delta={"role": "assistant", "content": ""}))
@@ -301,7 +343,7 @@ def create_app(
                 if event[0] == "error":
                     log.warning("%s failed: %s", request_id, event[1])
                     yield sse(APIError(500, str(event[1]), type="server_error").body())
-                    yield "data: [DONE]\n\n"
+                    yield end
                     return
                 record = finished(job, event, context)
                 deltas = shaper.finish(record)
@@ -312,21 +354,83 @@ def create_app(
                                 usage_block=usage_block))
                 if include_usage:
                     yield sse(chunk(request_id, served_model, chat=chat, no_choices=True, usage_block=usage_block))
-                yield "data: [DONE]\n\n"
+                yield end
                 return
         finally:
             if not done:
                 job.cancel()
                 log.info("%s: client left mid-stream", request_id)
 
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        return await generate(request, chat=False)
+    @v1.post("/completions")
+    async def completions(request: Request,
+                          req: Annotated[CompletionRequest, Depends(typed_body(CompletionRequest))]) -> Response:
+        return await generate(request, req, chat=False)
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        return await generate(request, chat=True)
+    @v1.post("/chat/completions")
+    async def chat_completions(request: Request,
+                               req: Annotated[ChatRequest, Depends(typed_body(ChatRequest))]) -> Response:
+        return await generate(request, req, chat=True)
 
+    @v1.post(anthropic.ROUTE.removeprefix("/v1"))
+    async def messages(request: Request, body: Annotated[anthropic.MessagesRequest, Depends(typed_body(
+            anthropic.MessagesRequest, neutral_values=anthropic.NEUTRAL, ignored=anthropic.IGNORED))]) -> Response:
+        """Anthropic's Messages API: the engine call of a chat request, in Anthropic's shapes (one
+        reply per request: Anthropic has no n)."""
+        started = time.perf_counter()
+        with refusing_the_unforeseen(), anthropic.renamed_params():
+            req, plan, text, ids = await admit(anthropic.to_chat_request(body), chat=True)
+        message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        policy, preset = plan.policy, plan.preset
+        job = Job(f"{next(counter)}", PromptText(text, ids), policy, bool(req.stream), asyncio.get_running_loop(),
+                  choices=plan.choices)
+        runner.submit(job)
+        context = {"request_id": message_id, "prompt_tokens": len(ids), "preset": preset, "started": started,
+                   "stream_probes": bool(req.stream_probes)}
+        if req.stream:
+            return event_stream(anthropic_events(job, context), ping=lambda: anthropic_sse(("ping", {"type": "ping"})))
+        event = await until_done(job, request)
+        if event is None:
+            log.info("%s: client left before its reply", message_id)
+            return Response(status_code=499)
+        record = finished(job, event, context)
+        return JSONResponse(anthropic.message_response(message_id, served_model, record, policy, len(ids), preset))
+
+    def anthropic_sse(event: anthropic.Event) -> ServerSentEvent:
+        name, data = event
+        return ServerSentEvent(json.dumps(data, ensure_ascii=False), event=name, sep="\n")
+
+    async def anthropic_events(job: Job, context: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
+        shaper = StreamShaper(job.policy, runner.tokenizer, chat=True)
+        events = anthropic.AnthropicStream(context["request_id"], served_model, job.policy, context["prompt_tokens"])
+        done = False
+        try:
+            for event in events.start():
+                yield anthropic_sse(event)
+            while True:
+                event = await job.events.get()
+                if event[0] == "text":
+                    for piece in events.push(shaper.push(event[1], event[2])):
+                        yield anthropic_sse(piece)
+                    continue
+                if event[0] == "probe":
+                    if context["stream_probes"]:
+                        yield anthropic_sse(events.probe(event[1]))
+                    continue
+                done = True
+                if event[0] == "error":
+                    log.warning("%s failed: %s", context["request_id"], event[1])
+                    yield anthropic_sse(events.error(APIError(500, str(event[1]), type="server_error")))
+                    return
+                record = finished(job, event, context)
+                for piece in events.finish(shaper.finish(record), record, context["preset"]):
+                    yield anthropic_sse(piece)
+                return
+        finally:
+            if not done:
+                job.cancel()
+                log.info("%s: client left mid-stream", context["request_id"])
+
+    app.include_router(v1)
     return app
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
@@ -158,8 +158,26 @@ class ChatRequest(_Common):
     messages: list[ChatMessage]
 
 
-FIELD_NAMES = frozenset().union(*(m.model_fields for m in (CompletionRequest, ChatRequest, ChatMessage, TextPart,
-                                                             StreamOptions, EarlyExitRequest)))
+def field_names(kind: type[BaseModel]) -> frozenset[str]:
+    """Every field name of a request model and of the models nested in it (how `parse` tells a
+    field in an error's location from pydantic's names for the branches of a union)."""
+    names: set[str] = set()
+    pending, seen = [kind], set()
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        names.update(model.model_fields)
+        annotations = [field.annotation for field in model.model_fields.values()]
+        while annotations:
+            annotation = annotations.pop()
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                pending.append(annotation)
+            annotations.extend(get_args(annotation))
+    return frozenset(names)
+
+
 THINKING_FIELDS = ("thinking_budget", "num_extensions", "extension_str", "min_thinking_tokens", "early_exit")
 
 
@@ -250,16 +268,18 @@ def decode_body(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def parse(kind: type[_Common], data: dict[str, Any]) -> Any:
-    """The request model, or a 400 naming the first bad field."""
+def parse(kind: type[BaseModel], data: dict[str, Any], *, neutral_values: dict[str, tuple[Any, ...]] = NEUTRAL,
+          ignored: tuple[str, ...] = IGNORED) -> Any:
+    """The request model, or a 400 naming the first bad field. `neutral_values` and `ignored` are the
+    dialect's fields accepted only at a neutral value and those dropped (OpenAI's by default)."""
     data = dict(data)
-    for name, neutral in NEUTRAL.items():
+    for name, neutral in neutral_values.items():
         if name in data:
             value = data.pop(name)
             if not any(value == ok and type(value) is type(ok) or (value is None and ok is None) for ok in neutral):
                 raise bad_request(f"{name} is not supported by m1 serve (only {json.dumps(neutral[-1])} is accepted)",
                                   name, "unsupported_parameter")
-    for name in IGNORED:
+    for name in ignored:
         data.pop(name, None)
     try:
         return kind.model_validate(data)
@@ -269,8 +289,9 @@ def parse(kind: type[_Common], data: dict[str, Any]) -> Any:
         first = max((e for e in errors if e["loc"][:1] == errors[0]["loc"][:1]), key=lambda e: len(e["loc"]))
         # Keep field names and list positions; drop pydantic's names for the branches of a union.
         loc = first["loc"]
+        names = field_names(kind)
         param = ".".join(str(part) for index, part in enumerate(loc)
-                         if isinstance(part, int) or part in FIELD_NAMES
+                         if isinstance(part, int) or part in names
                          or (first["type"] == "extra_forbidden" and index == len(loc) - 1)) or None
         if first["type"] == "extra_forbidden":
             raise bad_request(f"unknown field {param!r}", param, "unknown_parameter") from None
