@@ -410,9 +410,9 @@ def thinking_request(request: _Common, limits: Limits) -> Thinking:
     if preset is not None and said:
         thinks = preset.get("thinking") is not False
         if thinks != bool(yes):
-            raise _conflict((yes or no)[0], ("budget_preset", request.budget_preset),
-                            "one asks for thinking, the other for none" if yes else
-                            "one turns thinking off, the other names a preset that thinks")
+            raise _conflict(("budget_preset", request.budget_preset), (yes or no)[0],
+                            "one names a preset without thinking, the other asks for thinking" if yes else
+                            "one names a preset that thinks, the other turns thinking off")
     hide = bool(request.reasoning and request.reasoning.exclude)
     asked = tuple(name for name, _ in said)
     if no:
