@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from m1.data.errors import DataError
-from m1.engine.wire.effort import DEFAULT_EFFORT_TABLE, EFFORT_LEVELS, EffortTable, read_effort_table, write_effort_table
+from m1.engine.wire.effort import (
+    DEFAULT_EFFORT_TABLE,
+    EFFORT_LEVELS,
+    EffortTable,
+    read_effort_table,
+    write_effort_table,
+)
 from m1.engine.wire.errors import APIError
 from m1.engine.wire.protocol import ChatRequest, CompletionRequest, Limits, build_policy, parse
 from m1.evaluation.report.effort import propose_effort_table
@@ -56,11 +62,13 @@ def refused(**fields) -> APIError:
     ({"reasoning": {"enabled": True}}, {}),
     ({"reasoning": {"exclude": True, "max_tokens": 300}}, {"thinking_budget": 300}),
     # the same value under two names agrees
-    ({"thinking_budget": 300, "thinking_token_budget": 300, "reasoning": {"max_tokens": 300}}, {"thinking_budget": 300}),
+    ({"thinking_budget": 300, "thinking_token_budget": 300, "reasoning": {"max_tokens": 300}},
+     {"thinking_budget": 300}),
     ({"reasoning_effort": "low", "reasoning": {"effort": "low", "enabled": True}}, {"thinking_budget": 32}),
     ({"reasoning_effort": "none", "reasoning": {"enabled": False}, "budget_preset": "no-think"},
      {"budget_preset": "no-think"}),
-    ({"reasoning_effort": "low", "budget_preset": "think-tags"}, {"thinking_budget": 32, "budget_preset": "think-tags"}),
+    ({"reasoning_effort": "low", "budget_preset": "think-tags"},
+     {"thinking_budget": 32, "budget_preset": "think-tags"}),
     # m1's own fields refine a level, the table's K included
     ({"reasoning_effort": "medium", "num_extensions": 5, "min_thinking_tokens": 40},
      {"thinking_budget": 64, "num_extensions": 5, "min_thinking_tokens": 40}),
@@ -103,7 +111,8 @@ def test_completions_think_when_a_dialect_field_asks() -> None:
     ({"reasoning_effort": "high", "thinking_budget": "auto"}, ("reasoning_effort", "thinking_budget")),
     ({"thinking_budget": 100, "thinking_token_budget": 200}, ("thinking_budget", "thinking_token_budget")),
     ({"thinking_budget": 100, "thinking_budget_tokens": 200}, ("thinking_budget", "thinking_budget_tokens")),
-    ({"thinking_token_budget": 100, "thinking_budget_tokens": 200}, ("thinking_token_budget", "thinking_budget_tokens")),
+    ({"thinking_token_budget": 100, "thinking_budget_tokens": 200},
+     ("thinking_token_budget", "thinking_budget_tokens")),
     ({"thinking_budget": 100, "reasoning": {"max_tokens": 200}}, ("thinking_budget", "reasoning.max_tokens")),
     ({"reasoning_effort": "low", "reasoning": {"effort": "high"}}, ("reasoning_effort", "reasoning.effort")),
     ({"reasoning": {"effort": "low", "max_tokens": 100}}, ("reasoning.effort", "reasoning.max_tokens")),
@@ -176,7 +185,8 @@ def test_bad_effort_tables_name_the_file_and_the_field(tmp_path: Path, text: str
 def test_effort_tables_read_from_yaml_json_and_their_own_output(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         read_effort_table(tmp_path / "missing.yaml")
-    (tmp_path / "t.json").write_text(json.dumps({"high": 8192, "medium": {"thinking_budget": 1024, "num_extensions": 1}}))
+    (tmp_path / "t.json").write_text(json.dumps({"high": 8192,
+                                                 "medium": {"thinking_budget": 1024, "num_extensions": 1}}))
     table = read_effort_table(tmp_path / "t.json")
     assert table.medium.num_extensions == 1 and table.low == DEFAULT_EFFORT_TABLE.low
     assert read_effort_table(write_effort_table(table, tmp_path / "out.yaml", note="a\nb")) == table
@@ -229,3 +239,15 @@ def test_a_run_without_a_sweep_is_refused_naming_it(tmp_path: Path, points) -> N
     with pytest.raises(DataError) as caught:
         propose_effort_table(write_summary(tmp_path / "short-run", points))
     assert "short-run" in str(caught.value) and "at least 2 budgets" in str(caught.value)
+
+
+def test_serve_refuses_a_bad_effort_table_before_loading_a_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from m1.cli import app
+
+    path = tmp_path / "effort.yaml"
+    path.write_text("high: 64\n", encoding="utf-8")  # below medium's default 2048
+    result = CliRunner().invoke(app, ["serve", "--effort-table", str(path)])
+    assert result.exit_code == 2 and str(path) in result.output
+    assert "below medium's 2048" in result.output

@@ -400,7 +400,7 @@ def thinking_request(request: _Common, limits: Limits) -> Thinking:
         raise _conflict(levels[0], budgets[0], "a level looks its budget up in the server's effort table, a budget "
                                                "sets it")
     enabled = request.reasoning.enabled if request.reasoning is not None else None
-    said: list[tuple[str, Any]] = [*budgets, *levels] + ([("reasoning.enabled", enabled)] if enabled is not None else [])
+    said = [*budgets, *levels, *([("reasoning.enabled", enabled)] if enabled is not None else [])]
     # Each field's answer to "think?": a budget and a thinking level say yes, "none" and enabled false say no.
     yes = [field for field in said if field[1] not in ("none", False)]
     no = [field for field in said if field[1] in ("none", False)]

@@ -63,6 +63,7 @@ def propose_effort_table(run_dir: str | Path) -> EffortProposal:
     note = (f"reasoning_effort levels proposed by `m1 report --effort-table` from run {run.label} "
             f"({run.model}, preset {run.preset}, {run.items} items)\n"
             f"budgets swept: {', '.join(str(budget) for budget, _ in sweep)}; strict micro accuracy, K = 0\n"
-            "high = best accuracy, medium/low = smallest budget within 2 %/5 % of it, minimal/xhigh = the sweep's ends\n"
+            "high = best accuracy, medium/low = smallest budget within 2 %/5 % of it, "
+            "minimal/xhigh = the sweep's ends\n"
             "serve it: m1 serve --effort-table THIS_FILE")
     return EffortProposal(table, rows, run.label, note)
