@@ -53,15 +53,8 @@ from m1.engine.wire.protocol import (
     parse,
     validation_problem,
 )
-from m1.engine.wire.responses import (
-    StreamShaper,
-    chat_response,
-    chunk,
-    completion_response,
-    finish_reason,
-    usage,
-    without_reasoning,
-)
+from m1.engine.wire.responses import StreamShaper, chat_response, chunk, completion_response, finish_reason, usage
+from m1.engine.wire.responses import without_reasoning  # OpenRouter's reasoning.exclude
 from m1.serving.runners import Job, PromptText, make_runner
 
 log = logging.getLogger("m1.serving")
