@@ -8,6 +8,7 @@
     m1 ask "QUESTION" -o A=… -o B=…   # one question, thinking streamed, inserted text marked
     m1 ask "QUESTION" -o … --early-exit confidence --threshold 0.9   # probes shown live, tokens saved
     m1 eval [CONFIG] [key=value]  # sweep budgets over the suite (configs/eval/…); m1 report RUN
+    m1 report RUN --effort-table  # reasoning_effort budgets from the run's sweep, for m1 serve --effort-table
     m1 label-domains CONFIG       # MeSH domain labels for an eval selection (configs/domains/…)
     m1 serve [--model …]          # OpenAI-compatible server (m1.serving.command)
     m1 curate run CONFIG          # build a training set (configs/curate/…); m1 curate status RUN
@@ -475,11 +476,19 @@ def report(
     paper: Annotated[bool, typer.Option(help="Overlay the paper's reported numbers.")] = True,
     target_accuracy: Annotated[float, typer.Option(
         help="Calibration: the accuracy to find the answer-probability threshold for (0.9 = 90 %).")] = TARGET,
+    effort_table: Annotated[bool, typer.Option(
+        "--effort-table", help="Instead of the report, propose reasoning_effort budgets from the run's sweep "
+        "(fixed budgets, K = 0, strict grader): high = the best accuracy's budget, medium/low = the smallest "
+        "within 2 %/5 % of it, minimal/xhigh = the smallest/largest budget; written to <out>/effort_table.yaml "
+        "for m1 serve --effort-table.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Write an HTML report and a Markdown summary with scaling-curve figures."""
+    """Write an HTML report and a Markdown summary with scaling-curve figures (with --effort-table: an effort table)."""
     from m1.evaluation.report import write_report
 
+    if effort_table:
+        report_effort_table(runs, out, json_output)
+        return
     try:
         checked_target(target_accuracy)
     except ValueError as err:
@@ -491,6 +500,28 @@ def report(
                    | ({"early_exit": paths.early_exit} if paths.early_exit else {}))
         return
     console.print(f"report: {paths.html}\nsummary: {paths.markdown}\nfigures: {len(paths.figures)} files in {paths.html.parent}", markup=False)
+
+
+def report_effort_table(runs: list[Path], out: Path | None, json_output: bool) -> None:
+    from m1.engine.wire.effort import write_effort_table
+    from m1.evaluation.report.effort import propose_effort_table
+
+    if len(runs) != 1:
+        raise typer.BadParameter(f"--effort-table reads one run's sweep; got {len(runs)} runs", param_hint="RUNS")
+    proposal = propose_effort_table(runs[0])
+    path = write_effort_table(proposal.table, (out or runs[0] / "report") / "effort_table.yaml", note=proposal.note)
+    if json_output:
+        print_json({"effort_table": str(path), "run": proposal.run, "levels": proposal.table.to_file(),
+                    "accuracy": {level: accuracy for level, _budget, accuracy in proposal.rows}})
+        return
+    table = Table(title=escape(f"reasoning_effort levels from {proposal.run}"))
+    for column in ("level", "thinking budget", "strict accuracy"):
+        table.add_column(column, justify="left" if column == "level" else "right")
+    for level, budget, accuracy in proposal.rows:
+        table.add_row(level, "no thinking" if budget is None else str(budget),
+                      "" if accuracy is None else f"{100 * accuracy:.1f} %")
+    console.print(table)
+    console.print(f"effort table: {path}  (serve it: m1 serve --effort-table {path})", markup=False)
 
 
 app.command("serve")(serve_command)

@@ -35,15 +35,18 @@ BODY_LIMIT = 200_000  # the shared server's --max-body-bytes
 JSON_TYPE = {"content-type": "application/json"}
 
 # A good body per endpoint holding every nested model (a list-of-parts message, stream options, an
-# early exit with free-form and with letter probes), so that each nested field has a place to be broken.
+# early exit with free-form and with letter probes, OpenRouter's reasoning), so that each nested field has a
+# place to be broken.
 ENDPOINTS: dict[str, tuple[type[BaseModel], dict[str, Any]]] = {
     "/v1/chat/completions": (ChatRequest, {
         "model": MODEL, "max_tokens": 2, "thinking_budget": 2, "stream_options": {"include_usage": False},
         "early_exit": {"every": 1, "probe_tokens": 1, "transitions": ["\n\n"], "observe": True},
+        "reasoning": {"max_tokens": 2, "exclude": False},  # OpenRouter's; the same budget as thinking_budget
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
     "/v1/completions": (CompletionRequest, {
         "model": MODEL, "prompt": "hi", "max_tokens": 2, "thinking_budget": 2,
-        "stream_options": {"include_usage": False}, "early_exit": {"method": "consistency", "every": 1, "choices": ["A", "B"]}}),
+        "stream_options": {"include_usage": False}, "early_exit": {"method": "consistency", "every": 1, "choices": ["A", "B"]},
+        "reasoning": {"max_tokens": 2}}),
     "/v1/messages": (MessagesRequest, {
         "model": MODEL, "max_tokens": 4, "thinking": {"type": "enabled", "budget_tokens": 2},
         "system": [{"type": "text", "text": "Be brief."}], "stop_sequences": ["\n\n"],
@@ -155,7 +158,7 @@ def test_the_fuzzer_covers_every_route_that_takes_a_body() -> None:
 
 def test_the_generator_is_bounded_and_seeded() -> None:
     first = list(hostile_requests())
-    assert 300 <= len(first) <= 350 * len(ENDPOINTS)  # about 300 per route
+    assert 300 <= len(first) <= 400 * len(ENDPOINTS)  # about 350 per route
     assert first == list(hostile_requests())
     assert max(len(body) for _what, _route, body, _headers in first) <= 2 * BODY_LIMIT
 

@@ -18,9 +18,10 @@ pytest.importorskip("vllm")
 
 
 @pytest.fixture(scope="module")
-def vllm_server(default_model_dir, tmp_path_factory):
+def vllm_server(default_model_dir, tmp_path_factory, effort_table_file):
     log = tmp_path_factory.mktemp("m1-serve-vllm") / "server.log"
-    with ServerProcess(["--model", MODEL, "--backend", "vllm", "--max-context", str(CONTEXT)], log_path=log,
+    with ServerProcess(["--model", MODEL, "--backend", "vllm", "--max-context", str(CONTEXT),
+                        "--effort-table", str(effort_table_file)], log_path=log,
                        env={"M1_API_KEY": "", "VLLM_CPU_KVCACHE_SPACE": "1"}) as server:
         yield server
 
@@ -66,6 +67,17 @@ def test_vllm_anthropic_messages_equal_the_transformers_server(vllm_server, serv
     assert [(b.type, getattr(b, "thinking", None), getattr(b, "text", None)) for b in final.content] == [
         (b.type, getattr(b, "thinking", None), getattr(b, "text", None)) for b in reply.content]
     assert (final.stop_reason, final.usage.output_tokens) == (reply.stop_reason, reply.usage.output_tokens)
+
+
+def test_vllm_reasoning_effort_is_the_transformers_server_s(vllm_client, client) -> None:
+    # Both servers read the same --effort-table: "medium" is 16 thinking tokens and one "Wait" round.
+    kwargs = {"model": MODEL, "messages": MESSAGES, "max_tokens": 4, "reasoning_effort": "medium"}
+    reference = client.chat.completions.create(**kwargs)
+    reply = vllm_client.chat.completions.create(**kwargs)
+    block = check_usage(reply.usage, 16)
+    assert block["num_extensions"] == 1 and block["budget_preset"] == "think-tags"
+    assert reply.choices[0].message.reasoning_content == reference.choices[0].message.reasoning_content
+    assert reply.usage.model_extra["m1"] == reference.usage.model_extra["m1"]
 
 
 def test_vllm_completions_with_token_ids(vllm_client, client) -> None:

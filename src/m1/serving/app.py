@@ -45,6 +45,7 @@ from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
 from m1.engine.registry import check_backend
 from m1.engine.prompt import render_messages
 from m1.engine.wire import anthropic
+from m1.engine.wire.effort import EffortTable
 from m1.engine.wire.errors import APIError, bad_request
 from m1.engine.wire.protocol import (
     ChatRequest,
@@ -60,6 +61,7 @@ from m1.engine.wire.protocol import (
     validation_problem,
 )
 from m1.engine.wire.responses import StreamShaper, chat_response, chunk, completion_response, finish_reason, usage
+from m1.engine.wire.responses import without_reasoning  # OpenRouter's reasoning.exclude
 from m1.serving.runners import Job, PromptText, make_runner
 
 log = logging.getLogger("m1.serving")
@@ -88,11 +90,13 @@ def create_app(
     default_max_tokens: int = 1024,
     default_preset: str | None = None,
     early_exit: EarlyExit | None = None,
+    effort_table: EffortTable | None = None,
 ) -> FastAPI:
     """The ASGI app around a started-on-demand runner (`BatchingRunner` or `AsyncVLLMRunner`).
 
     `default_preset` is the preset of requests that name none (default: `served_model`'s own);
-    `early_exit` what a request's `thinking_budget: "auto"` asks for (none: such requests get a 400).
+    `early_exit` what a request's `thinking_budget: "auto"` asks for (none: such requests get a 400);
+    `effort_table` the budgets of `reasoning_effort`'s levels (none: `effort.DEFAULT_EFFORT_TABLE`).
     """
     default_preset = default_preset or model_default_preset(served_model)
     check_default_early_exit(default_preset, early_exit)
@@ -106,7 +110,7 @@ def create_app(
             max_context=runner.max_context,
             max_thinking_tokens=min(max_thinking_tokens or runner.max_context, runner.max_context),
             max_extensions=max_extensions, default_max_tokens=default_max_tokens, default_preset=default_preset,
-            default_early_exit=early_exit,
+            default_early_exit=early_exit, effort_table=effort_table,
         )
         app.state.chat_template = bool(getattr(tokenizer, "chat_template", None))
         log.info("serving %s on the %s backend: context %d tokens, thinking budget up to %d",
@@ -254,7 +258,7 @@ def create_app(
                   choices=plan.choices)
         runner.submit(job)
         context = {"request_id": request_id, "prompt_tokens": len(ids), "preset": preset, "started": started,
-                   "stream_probes": bool(req.stream_probes)}
+                   "stream_probes": bool(req.stream_probes), "hide_reasoning": plan.hide_reasoning}
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
             return event_stream(stream_events(job, chat, context, include_usage))
@@ -265,6 +269,7 @@ def create_app(
         record = finished(job, event, context)
         if chat:
             body = chat_response(request_id, served_model, record, policy, len(ids), preset)
+            body = without_reasoning(body) if plan.hide_reasoning else body
         else:
             body = completion_response(request_id, served_model, record, policy, len(ids), preset,
                                        with_ids=bool(req.return_token_ids))
@@ -314,6 +319,7 @@ def create_app(
     async def stream_events(job: Job, chat: bool, context: dict[str, Any],
                             include_usage: bool) -> AsyncIterator[ServerSentEvent]:
         request_id, shaper = context["request_id"], StreamShaper(job.policy, runner.tokenizer, chat=chat)
+        shown = without_reasoning if context["hide_reasoning"] else (lambda deltas: deltas)
         done = False
 
         def sse(body: dict[str, Any]) -> ServerSentEvent:
@@ -331,7 +337,7 @@ def create_app(
             while True:
                 event = await job.events.get()
                 if event[0] == "text":
-                    deltas = shaper.push(event[1], event[2])
+                    deltas = shown(shaper.push(event[1], event[2]))
                     if deltas:
                         yield piece(deltas)
                     continue
@@ -346,7 +352,7 @@ def create_app(
                     yield end
                     return
                 record = finished(job, event, context)
-                deltas = shaper.finish(record)
+                deltas = shown(shaper.finish(record))
                 if deltas:
                     yield piece(deltas)
                 usage_block = usage(record, context["prompt_tokens"], job.policy, context["preset"])
@@ -455,6 +461,7 @@ def serve(
     default_max_tokens: int = 1024,
     default_preset: str | None = None,
     early_exit: EarlyExit | None = None,
+    effort_table: EffortTable | None = None,
     log_level: str = "info",
     **backend_options: Any,
 ) -> None:
@@ -464,7 +471,8 @@ def serve(
     requests gathered per batch (16), run as length-sorted groups of `batch_rows` (8), gathered for
     up to `batch_window_ms` (15); `torch_threads` (all cores but one). `default_preset` is the
     preset of requests that name none (default: the model's own, think-tags for smollm2-135m);
-    `early_exit` what `thinking_budget: "auto"` asks for. `max_context` is the context window on
+    `early_exit` what `thinking_budget: "auto"` asks for; `effort_table` what `reasoning_effort`'s
+    levels do (default: `effort.DEFAULT_EFFORT_TABLE`). `max_context` is the context window on
     both (vLLM's max_model_len). Other `backend_options` go to the backend as they are
     (transformers: `device`; vLLM: `tensor_parallel_size`, `engine_options`, …).
     """
@@ -480,6 +488,8 @@ def serve(
     check_default_early_exit(default_preset, early_exit)  # before the model loads
     if early_exit is not None:
         log.info('thinking_budget "auto" gets early exit %s', early_exit.model_dump_json())
+    if effort_table is not None:
+        log.info("reasoning_effort levels get %s", json.dumps(effort_table.to_file()))
     api_key = os.environ.get(api_key_env) or None
     if api_key:
         log.info("API key required on /v1 routes (read from $%s)", api_key_env)
@@ -506,5 +516,6 @@ def serve(
                              **backend_options)
     app = create_app(runner, served_model=served_model_name or model, api_key=api_key, max_body_bytes=max_body_bytes,
                      max_thinking_tokens=max_thinking_tokens, max_extensions=max_extensions,
-                     default_max_tokens=default_max_tokens, default_preset=default_preset, early_exit=early_exit)
+                     default_max_tokens=default_max_tokens, default_preset=default_preset, early_exit=early_exit,
+                     effort_table=effort_table)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

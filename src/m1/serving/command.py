@@ -4,6 +4,7 @@ same defaults (loopback; the API key only from the environment). `m1.cli` regist
 
     m1 serve --early-exit '{"method": "confidence", "threshold": 0.9, "every": 64}'   # thinking_budget "auto"
     m1 serve --early-exit configs/early_exit.yaml                                     # the same, from a file
+    m1 serve --effort-table configs/serve/effort_smollm2.yaml                         # reasoning_effort's budgets
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from m1.console import make_console
 from m1.data.errors import DataError
 from m1.engine.policy import EarlyExit, PresetName
 from m1.engine.registry import backend_names, check_backend
+from m1.engine.wire.effort import read_effort_table
 
 
 def backend_option(*, in_process: bool = False):
@@ -72,6 +74,9 @@ def serve_command(
     early_exit: Annotated[Optional[str], typer.Option(
         metavar="JSON_OR_FILE", help='early exit of requests with thinking_budget "auto" (EarlyExit\'s fields, '
         'e.g. \'{"method": "confidence", "threshold": 0.9}\'); without it "auto" is refused')] = None,
+    effort_table: Annotated[Optional[str], typer.Option(
+        metavar="FILE", help="reasoning_effort's thinking budgets, a YAML/JSON file (minimal: 128, low: 512, …; "
+        "default: m1.engine.wire.effort's table; m1 report RUN --effort-table proposes one)")] = None,
     dtype: Annotated[str, typer.Option(help="weights' dtype (auto: as saved)")] = "auto",
     max_context: Annotated[Optional[int], typer.Option(
         help="context window (transformers: max_context; vLLM: max_model_len)")] = None,
@@ -85,12 +90,14 @@ def serve_command(
 
     try:
         default_early_exit = read_early_exit(early_exit) if early_exit is not None else None
+        table = read_effort_table(effort_table) if effort_table is not None else None
         run_server(model, backend, host, port, served_model_name=served_model_name, api_key_env=api_key_env,
                    max_context=max_context, dtype=dtype, max_batch_size=max_batch_size, batch_rows=batch_rows,
                    batch_window_ms=batch_window_ms, torch_threads=torch_threads, max_queue=max_queue,
                    max_body_bytes=max_body_bytes, max_thinking_tokens=max_thinking_tokens,
                    max_extensions=max_extensions, default_max_tokens=default_max_tokens,
-                   default_preset=default_preset, early_exit=default_early_exit, log_level=log_level)
+                   default_preset=default_preset, early_exit=default_early_exit, effort_table=table,
+                   log_level=log_level)
     except ValueError as err:
         make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         raise typer.Exit(2) from None

@@ -29,6 +29,23 @@ The m1 fields, on both endpoints:
 
 Early exit needs a preset with a forced-answer prefix (m1, think-tags): a probe appends it.
 
+Other dialects' thinking fields, on both endpoints, each the same `BudgetPolicy` as m1's own
+(`thinking_request` resolves them all):
+
+    reasoning_effort       OpenAI: none | minimal | low | medium | high | xhigh; a level's thinking
+                           budget (and "Wait" rounds, where set) comes from the server's effort
+                           table (`m1 serve --effort-table FILE`; default `effort.DEFAULT_EFFORT_TABLE`:
+                           128, 512, 2048, 8192, 16384, capped at the server's limit); none: no thinking
+    thinking_token_budget  vLLM: the thinking budget, as thinking_budget
+    thinking_budget_tokens llama.cpp server: the same
+    reasoning              OpenRouter: {"effort": a level, "max_tokens": a budget, "exclude": true
+                           (chat: reasoning_content null and not streamed; usage still counts it),
+                           "enabled": false (no thinking)}
+
+Two of these (or thinking_budget, or a budget_preset saying the opposite) that disagree are a 400
+naming both; the same budget or level under two names is accepted. A level and a budget together
+always disagree: the level's budget is the server's to change.
+
 `max_tokens` is the answer budget; `max_completion_tokens` (OpenAI's meaning) caps thinking and
 answer together instead: thinking stops at it if the thinking budget has not stopped it first, and
 the answer gets what is left (none when thinking used it all: empty content, finish_reason
@@ -50,6 +67,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit, Sampling
 from m1.engine.probe import LetterReader
+from m1.engine.wire.effort import DEFAULT_EFFORT_TABLE, EffortName, EffortTable
 from m1.engine.wire.errors import bad_request
 
 MAX_STOPS = 4
@@ -72,7 +90,7 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "presence_penalty": (None, 0, 0.0), "logit_bias": (None, {}), "tools": (None, []), "tool_choice": (None, "none"),
     "functions": (None, []), "function_call": (None, "none"), "parallel_tool_calls": (None, False),
     "response_format": (None, {"type": "text"}), "audio": (None,), "modalities": (None, ["text"]),
-    "prediction": (None,), "reasoning_effort": (None,), "web_search_options": (None,), "service_tier": (None, "auto"),
+    "prediction": (None,), "web_search_options": (None,), "service_tier": (None, "auto"),
     "store": (None, False), "verbosity": (None,),
 }
 # Metadata that changes nothing about generation.
@@ -125,6 +143,16 @@ class EarlyExitRequest(_Strict):
     choices: list[StrictStr] | None = None
 
 
+class ReasoningRequest(_Strict):
+    """OpenRouter's `reasoning` object: an effort level or a token budget (one of them), whether
+    the reply shows the reasoning (`exclude`), and `enabled` (false: no thinking)."""
+
+    effort: EffortName | None = None
+    max_tokens: StrictInt | None = None
+    exclude: StrictBool | None = None
+    enabled: StrictBool | None = None
+
+
 class _Common(_Strict):
     model: StrictStr
     max_tokens: StrictInt | None = None
@@ -143,6 +171,11 @@ class _Common(_Strict):
     budget_preset: StrictStr | None = None
     early_exit: EarlyExitRequest | None = None
     stream_probes: StrictBool | None = None
+    # Other dialects' thinking fields, resolved with m1's own by `thinking_request`
+    reasoning_effort: EffortName | None = None  # OpenAI
+    thinking_token_budget: StrictInt | None = None  # vLLM
+    thinking_budget_tokens: StrictInt | None = None  # llama.cpp server
+    reasoning: ReasoningRequest | None = None  # OpenRouter
     # vLLM's names, so that clients written for vLLM (m1's OpenAI backend) work unchanged
     stop_token_ids: list[StrictInt] | None = None
     skip_special_tokens: StrictBool | None = None
@@ -178,7 +211,8 @@ def field_names(kind: type[BaseModel]) -> frozenset[str]:
     return frozenset(names)
 
 
-THINKING_FIELDS = ("thinking_budget", "num_extensions", "extension_str", "min_thinking_tokens", "early_exit")
+# m1's fields that refine a thinking phase (the budget fields of every dialect are `thinking_request`'s)
+THINKING_FIELDS = ("num_extensions", "extension_str", "min_thinking_tokens", "early_exit")
 
 
 @dataclass(frozen=True)
@@ -191,6 +225,7 @@ class Limits:
     default_max_tokens: int = 1024
     default_preset: str = "m1"
     default_early_exit: EarlyExit | None = None  # what thinking_budget "auto" asks for
+    effort_table: EffortTable | None = None  # reasoning_effort's budgets (None: DEFAULT_EFFORT_TABLE)
 
 
 @dataclass(frozen=True)
@@ -201,6 +236,7 @@ class Plan:
     policy: BudgetPolicy
     preset: str
     choices: tuple[str, ...] | None = None
+    hide_reasoning: bool = False  # OpenRouter's reasoning.exclude: thinking runs and is counted, not shown
 
 
 JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
@@ -327,6 +363,92 @@ def validation_problem(err: ValidationError) -> tuple[tuple[Any, ...], str]:
     return first["loc"], str(cause) if isinstance(cause, Exception) else first["msg"]
 
 
+@dataclass(frozen=True)
+class Thinking:
+    """What a request's thinking fields, in every dialect, ask for (`thinking_request`)."""
+
+    budget: int | Literal["auto"] | None = None  # None: the preset's default, capped at the server's limit
+    preset: str | None = None  # "no-think" when a field turned thinking off
+    num_extensions: int | None = None  # the effort level's K, where the table sets one
+    hide_reasoning: bool = False
+    asked: tuple[str, ...] = ()  # the fields that asked for thinking (or for none), as sent
+    off_by: str | None = None  # the field that turned thinking off, as the errors name it
+
+
+def _conflict(first: tuple[str, Any], second: tuple[str, Any], why: str) -> Exception:
+    (name_a, value_a), (name_b, value_b) = first, second
+    return bad_request(f"{name_a} ({json.dumps(value_a)}) and {name_b} ({json.dumps(value_b)}) disagree: {why}; "
+                       "send one of them", name_b, "conflicting_parameters")
+
+
+def thinking_request(request: _Common, limits: Limits) -> Thinking:
+    """The thinking budget a request asks for, from whichever dialect's fields it uses.
+
+    Budgets: m1's `thinking_budget`, vLLM's `thinking_token_budget`, llama.cpp's
+    `thinking_budget_tokens`, OpenRouter's `reasoning.max_tokens`: each 1 … the server's limit,
+    all the same B. Levels: OpenAI's `reasoning_effort` and OpenRouter's `reasoning.effort`, looked
+    up in the server's effort table (`Limits.effort_table`, else `DEFAULT_EFFORT_TABLE`; capped at
+    the server's limit); "none" turns thinking off (the no-think preset), as does OpenRouter's
+    `reasoning.enabled: false`. `reasoning.exclude: true` hides the reasoning from the reply
+    (usage still counts it).
+
+    Two fields are never resolved by a silent choice: budgets that differ, levels that differ, a
+    level together with a budget (even one that equals the level's budget today, since the table
+    is the server's and may change), thinking turned off together with a budget or a thinking level,
+    or a `budget_preset` that says the opposite, are a 400 naming both (`param` the second).
+    The same budget (or level) sent under two names is accepted: the fields agree.
+    """
+    budgets: list[tuple[str, Any]] = []
+    for name, value in (("thinking_budget", request.thinking_budget),
+                        ("thinking_token_budget", request.thinking_token_budget),
+                        ("thinking_budget_tokens", request.thinking_budget_tokens),
+                        ("reasoning.max_tokens", request.reasoning and request.reasoning.max_tokens)):
+        if value is None:
+            continue
+        if value != "auto":
+            check_range(value, name, 1, limits.max_thinking_tokens,
+                        what="" if name == "thinking_budget" else " (the server's thinking budget limit; "
+                        "send budget_preset \"no-think\" for no thinking)")
+        budgets.append((name, value))
+    levels = [(name, value) for name, value in (("reasoning_effort", request.reasoning_effort),
+                                                ("reasoning.effort", request.reasoning and request.reasoning.effort))
+              if value is not None]
+    for kind in (budgets, levels):
+        for other in kind[1:]:
+            if other[1] != kind[0][1]:
+                raise _conflict(kind[0], other, "they ask for different thinking budgets")
+    if budgets and levels:
+        raise _conflict(levels[0], budgets[0], "a level looks its budget up in the server's effort table, a budget "
+                                               "sets it")
+    enabled = request.reasoning.enabled if request.reasoning is not None else None
+    said = [*budgets, *levels, *([("reasoning.enabled", enabled)] if enabled is not None else [])]
+    # Each field's answer to "think?": a budget and a thinking level say yes, "none" and enabled false say no.
+    yes = [field for field in said if field[1] not in ("none", False)]
+    no = [field for field in said if field[1] in ("none", False)]
+    if yes and no:
+        raise _conflict(no[0], yes[0], "one turns thinking off, the other asks for it")
+    preset = PRESETS.get(request.budget_preset or "")
+    if preset is not None and said:
+        thinks = preset.get("thinking") is not False
+        if thinks != bool(yes):
+            raise _conflict(("budget_preset", request.budget_preset), (yes or no)[0],
+                            "one names a preset without thinking, the other asks for thinking" if yes else
+                            "one names a preset that thinks, the other turns thinking off")
+    hide = bool(request.reasoning and request.reasoning.exclude)
+    asked = tuple(name for name, _ in said)
+    if no:
+        return Thinking(preset="no-think", hide_reasoning=hide, asked=asked,
+                        off_by=f"{no[0][0]} {json.dumps(no[0][1])}")
+    if budgets:
+        return Thinking(budgets[0][1], hide_reasoning=hide, asked=asked)
+    if levels:
+        table = limits.effort_table or DEFAULT_EFFORT_TABLE
+        level = table.level(levels[0][1])
+        return Thinking(table.budget(levels[0][1], limits.max_thinking_tokens), num_extensions=level.num_extensions,
+                        hide_reasoning=hide, asked=asked)
+    return Thinking(hide_reasoning=hide, asked=asked)
+
+
 def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool) -> Plan:
     """The budget policy a request asks for, every value range-checked, with its preset's name and
     probe choices."""
@@ -345,15 +467,17 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
     if request.top_p is not None and not 0 < request.top_p <= 1:
         raise bad_request(f"top_p must be in (0, 1]; got {request.top_p}", "top_p")
     check_range(request.seed, "seed", 0, MAX_SEED)
-    auto = request.thinking_budget == "auto"
-    if not auto:
-        check_range(request.thinking_budget, "thinking_budget", 1, limits.max_thinking_tokens)
+    thinking = thinking_request(request, limits)
+    if thinking.hide_reasoning and not chat:
+        raise bad_request("reasoning.exclude is for /v1/chat/completions, where reasoning_content is apart from the "
+                          "answer; a completion's text is the whole continuation", "reasoning.exclude")
+    auto = thinking.budget == "auto"
     check_range(request.num_extensions, "num_extensions", 0, limits.max_extensions)
     if request.extension_str is not None and not 0 < len(request.extension_str) <= MAX_EXTENSION_CHARS:
         raise bad_request(f"extension_str must have 1 to {MAX_EXTENSION_CHARS} characters", "extension_str")
 
-    asked_thinking = [name for name in THINKING_FIELDS if getattr(request, name) is not None]
-    preset = request.budget_preset
+    asked_thinking = [*thinking.asked, *(name for name in THINKING_FIELDS if getattr(request, name) is not None)]
+    preset = request.budget_preset or thinking.preset
     if preset is None and (chat or asked_thinking):
         preset = limits.default_preset
     if preset is not None and preset not in PRESETS:
@@ -375,10 +499,11 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
 
     base = PRESETS[preset]
     # Early exit on such a preset gets the engine's own reason below.
-    not_for_no_think = [name for name in asked_thinking if name != "early_exit"]
+    not_for_no_think = [name for name in asked_thinking if name != "early_exit" and name not in thinking.asked]
     if base.get("thinking") is False and not_for_no_think:
-        raise bad_request(f"{not_for_no_think[0]} has no effect with budget_preset 'no-think'", not_for_no_think[0])
-    budget = (None if auto else request.thinking_budget) or min(BudgetPolicy().max_thinking_tokens,
+        by = thinking.off_by if request.budget_preset is None and thinking.off_by else "budget_preset 'no-think'"
+        raise bad_request(f"{not_for_no_think[0]} has no effect with {by}", not_for_no_think[0])
+    budget = (None if auto else thinking.budget) or min(BudgetPolicy().max_thinking_tokens,
                                                                 limits.max_thinking_tokens)
     if request.min_thinking_tokens is not None:
         check_range(request.min_thinking_tokens, "min_thinking_tokens", 0, budget, what=" (the thinking budget)")
@@ -390,6 +515,8 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
         # Thinking and answer share it: thinking stops at it, the answer gets what is left.
         "max_total_tokens": total,
     }
+    if thinking.num_extensions is not None:  # the effort level's; the request's own num_extensions refines it
+        overrides["num_extensions"] = thinking.num_extensions
     for name, field in (("num_extensions", "num_extensions"), ("extension_str", "extension_str"),
                         ("min_thinking_tokens", "min_thinking_tokens")):
         if getattr(request, name) is not None:
@@ -400,7 +527,8 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
     if early_exit is not None:
         overrides["early_exit"] = early_exit
     try:
-        return Plan(BudgetPolicy.from_preset(preset, **overrides), preset, choices)
+        return Plan(BudgetPolicy.from_preset(preset, **overrides), preset, choices,
+                    hide_reasoning=thinking.hide_reasoning)
     except ValueError as err:  # anything the checks above missed is still the request's fault
         raise bad_request(f"these budget settings are not valid: {err}", "budget_preset") from None
 

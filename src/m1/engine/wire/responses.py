@@ -224,3 +224,13 @@ class StreamShaper:
         else:
             out = {"text": self.text.finish(record.thinking + record.reply, "text")}
         return {k: v for k, v in out.items() if v}
+
+
+def without_reasoning(body: dict[str, Any]) -> dict[str, Any]:
+    """A chat reply or stream delta with its reasoning left out (OpenRouter's `reasoning.exclude`):
+    `reasoning_content` is null in a reply and absent from deltas; usage still counts the thinking."""
+    if "choices" in body:
+        for choice in body["choices"]:
+            choice["message"]["reasoning_content"] = None
+        return body
+    return {key: text for key, text in body.items() if key != "reasoning_content"}
