@@ -102,15 +102,17 @@ class AsyncVLLMBackend:
         # Tokens that may turn out to be (the start of) a stop are shown only once the round ends.
         hold = 1 + max((len(rounds.tokenizer.encode(s, add_special_tokens=False)) for s in stops), default=0)
         ids: list[int] = []
+        positions: list[Any] = []  # logprobs, when the answer round asks for them
         finish, shown = None, 0
         async for output in outputs:
             completion = output.outputs[0]
             ids.extend(completion.token_ids)
+            positions.extend(completion.logprobs or ())
             finish = completion.finish_reason
             while shown < len(ids) - hold:
                 stream.push(phase, ids[shown], stops)
                 shown += 1
-        result = Generated(ids, finish == "stop")
+        result = Generated(ids, finish == "stop", logprobs=rounds.logprobs(request, ids, positions))
         kept, _, _ = run.kept(request, result)  # what the record keeps: a pause's tokens stay, a stop's go
         for token in kept[shown:]:
             stream.push(phase, token, stops)
