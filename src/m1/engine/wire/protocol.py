@@ -2,7 +2,7 @@
 
 Request bodies are parsed strictly: unknown fields, wrong types and values out of range are a
 400 naming the field (`param`), never silently ignored. OpenAI fields the server does not
-implement (tools, logprobs, penalties, n > 1, …) are accepted only at their neutral value.
+implement (tools, penalties, best_of > 1, …) are accepted only at their neutral value.
 Before any of that, `decode_body` reads only plain JSON (RFC 8259) and turns anything else into a
 400 saying what is wrong: bytes that are not UTF-8, bad syntax, NaN/Infinity, numbers a double
 cannot hold, integer literals over `MAX_INT_DIGITS`, lone surrogate escapes, nesting deeper than
@@ -26,6 +26,24 @@ The m1 fields, on both endpoints:
                          probe_tokens shrinks to max_tokens)
     stream_probes        with stream: true, each probe is also sent as a chunk of its own (empty
                          delta) whose `m1.probe` is the probe's entry of `usage.m1.trajectory`
+    vote                 majority | weighted, with n > 1: the choices' answers voted on
+                         (`m1.scoring.vote`), in `usage.m1.vote`. With the prompt's option letters
+                         (`choices`, or `early_exit.choices`) each choice's answer is the letter its
+                         reply gives (strict extraction); without them, its whole answer, normalised.
+                         weighted weighs each choice by its letter's probability, read once thinking
+                         ends (BudgetPolicy.answer_probability): it needs the letters and a preset
+                         that thinks
+    choices              the prompt's option letters (["A", "B", …]) for vote; early_exit.choices
+                         are the same letters (send either, or the same in both). With a vote they
+                         also serve early exit's probes
+
+OpenAI's sampling fields: `n` (1 … the server's limit, 16 unless set lower) choices, each its own
+sample: choice i draws with `choice_policy(policy, i)`'s seed (choice 0 with the request's own, so
+n = 1 is the same draw as ever); the n share one batch and their prompt's prefill. With temperature
+0 the n choices are one greedy draw n times (accepted, as OpenAI does; `usage.m1.identical` says so).
+`logprobs` (chat: true, with `top_logprobs` 0 … 20 alternatives; completions: the count 0 … 20)
+gives each generated ANSWER token's log-probability (the thinking's and inserted text's are not in
+it): the model's own distribution before temperature and top-p, as vLLM's raw logprobs.
 
 Early exit needs a preset with a forced-answer prefix (m1, think-tags): a probe appends it.
 
