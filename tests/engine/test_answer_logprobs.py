@@ -18,8 +18,8 @@ from m1.engine.prompt import render_prompt
 
 QUESTION = "Which vitamin deficiency causes scurvy?\nA. Vitamin A\nB. Vitamin C"
 # A budget hit (forced "Final Answer:" prefix) and a plain answer.
-POLICIES = [BudgetPolicy.from_preset("m1", max_thinking_tokens=4, max_answer_tokens=6),
-            BudgetPolicy.from_preset("no-think", max_answer_tokens=6)]
+POLICIES = [BudgetPolicy.from_preset("m1", max_thinking_tokens=3, max_answer_tokens=4),
+            BudgetPolicy.from_preset("no-think", max_answer_tokens=4)]
 
 
 def test_choice_zero_is_the_request_and_the_others_have_their_own_seeds() -> None:
@@ -65,16 +65,21 @@ def check_logprobs(backend, top: int = 3) -> None:
     return read
 
 
-@pytest.mark.slow
-def test_transformers_answer_logprobs_change_no_token(smol_backend) -> None:
-    check_logprobs(smol_backend)
+@pytest.fixture(scope="module")
+def transformers_read(smol_backend):
+    return check_logprobs(smol_backend)
 
 
 @pytest.mark.slow
-def test_vllm_answer_logprobs_change_no_token_and_equal_transformers(vllm_backend, smol_backend) -> None:
+def test_transformers_answer_logprobs_change_no_token(transformers_read) -> None:
+    assert len(transformers_read) == len(POLICIES)
+
+
+@pytest.mark.slow
+def test_vllm_answer_logprobs_change_no_token_and_equal_transformers(vllm_backend, transformers_read) -> None:
     pytest.importorskip("vllm")
     read = check_logprobs(vllm_backend)
-    reference = check_logprobs(smol_backend)
+    reference = transformers_read
     for record, want in zip(read, reference):
         assert record.answer_ids == want.answer_ids
         for entry, other in zip(record.answer_logprobs, want.answer_logprobs):
@@ -86,10 +91,10 @@ def test_vllm_answer_logprobs_change_no_token_and_equal_transformers(vllm_backen
 def test_samples_of_one_prompt_share_its_prefill_and_draw_as_alone(smol_backend) -> None:
     """Copies of a prompt in one batch are prefilled once (their cache rows copied): each copy
     draws exactly what it draws alone, whatever else is in the batch."""
-    policy = BudgetPolicy.from_preset("no-think", max_answer_tokens=6, sampling=Sampling(temperature=1.0, seed=5))
+    policy = BudgetPolicy.from_preset("no-think", max_answer_tokens=4, sampling=Sampling(temperature=1.0, seed=5))
     prompt = render_prompt(smol_backend.tokenizer, QUESTION, None, policy)
     other = render_prompt(smol_backend.tokenizer, "What is 2 + 2?", None, policy)
-    choices = [choice_policy(policy, i) for i in range(3)]
-    together = smol_backend.generate([prompt, other, prompt, prompt], [choices[0], policy, choices[1], choices[2]])
+    choices = [choice_policy(policy, i) for i in range(2)]
+    together = smol_backend.generate([prompt, other, prompt], [choices[0], policy, choices[1]])
     alone = [smol_backend.generate([prompt], [choice])[0] for choice in choices]
-    assert [r.answer_ids for r in (together[0], together[2], together[3])] == [r.answer_ids for r in alone]
+    assert [together[0].answer_ids, together[2].answer_ids] == [r.answer_ids for r in alone]
