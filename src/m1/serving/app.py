@@ -320,6 +320,8 @@ def create_app(
                     continue
                 if event[0] == "error":
                     done = True
+                    for job in jobs:  # the other choices are of no use without this one
+                        job.cancel()
                     log.warning("%s failed: %s", request_id, event[1])
                     yield sse(APIError(500, str(event[1]), type="server_error").body())
                     yield "data: [DONE]\n\n"

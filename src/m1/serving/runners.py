@@ -14,7 +14,9 @@ request's budget means exactly what it means in `m1 eval`.
 - `AsyncVLLMRunner` (vLLM): the engine's `AsyncVLLMBackend` (vLLM's `AsyncLLM`, continuous
   batching). Each request is one asyncio task running the engine's round loop, every round one
   request of token ids, exactly like the offline vLLM backend; a client that leaves cancels its
-  task, which aborts its round in the engine. A request's n choices are n tasks started together.
+  task, which aborts its round in the engine. A request's n choices are n tasks started together
+  once their prompt has been encoded into vLLM's prefix cache (one forward): requests that enter the
+  engine in the same step would each encode it.
 
 Both push events to the request's asyncio queue: `("text", phase, piece)` while generating and
 `("probe", entry)` after each early-exit probe (both only for streaming requests), then
@@ -236,19 +238,31 @@ class AsyncVLLMRunner:
         self.submit_all([job])
 
     def submit_all(self, jobs: list[Job]) -> None:
-        """A request's jobs (its n choices) start together: the engine batches them, and its prefix
-        cache keeps the prompt's blocks, which each later round of every choice reuses."""
+        """A request's jobs (its n choices) start together, once their prompt is in the prefix cache:
+        it is encoded once, and every choice's rounds go on from it."""
         if len(self.running) + len(jobs) > max(self.max_queue, len(jobs)):
             raise busy(self.max_queue)
+        loop = asyncio.get_running_loop()
+        prefill = None
+        if len(jobs) > 1:
+            prefill = loop.create_task(self.backend.prefill(jobs[0].prompt.ids, request_id=f"{jobs[0].id}-prefill"))
         for job in jobs:
             self.running.add(job)
-            job.task = asyncio.get_running_loop().create_task(self._run(job))
+            job.task = loop.create_task(self._run(job, prefill))
             job.task.add_done_callback(lambda _task, job=job: self.running.discard(job))
 
     def stats(self) -> dict[str, Any]:
         return {"running": len(self.running)}
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job, prefill: asyncio.Task | None = None) -> None:
+        if prefill is not None:
+            try:
+                await asyncio.shield(prefill)  # a job cancelled meanwhile leaves it to the others
+            except asyncio.CancelledError:
+                return
+            except Exception:  # noqa: BLE001 - only a saving: the job encodes its prompt itself
+                log.warning("prefill for request %s failed; its choices encode the prompt themselves", job.id)
+
         def on_text(_index: int, phase: str, text: str, _inserted: bool) -> None:
             job.emit(("text", phase, text))
 

@@ -68,6 +68,20 @@ class AsyncVLLMBackend:
         if self.engine is not None:
             self.engine.shutdown()
 
+    async def prefill(self, prompt_ids: Sequence[int], *, request_id: str) -> None:
+        """Encode a prompt into the prefix cache (one forward, one token generated and dropped).
+
+        Requests that enter the engine in the same step all compute their prompt: none finds the
+        others' blocks cached yet. Samples of one prompt that start after this share its prefill.
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, output_kind=RequestOutputKind.FINAL_ONLY)
+        async for _output in self.engine.generate(TokensPrompt(prompt_token_ids=list(prompt_ids)), params, request_id):
+            pass
+
     async def generate_one(self, prompt: str, policy: BudgetPolicy, *, request_id: str,
                            choices: Sequence[str] | None = None, on_text: OnText | None = None,
                            on_probe: OnProbe | None = None) -> GenerationRecord:
