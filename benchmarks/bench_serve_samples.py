@@ -9,12 +9,13 @@ run, on the same server, it then times, `--repeats` times (alternating which goe
 - one chat request with `n` choices, sampled (temperature 1, seed S);
 - `n` concurrent requests with n = 1, the same prompt, each with the seed of one of those choices
   (`choice_seed(S, i)`: choice 0 is S itself).
-Every sample has the same budgets: the m1 preset, a thinking minimum equal to the budget (the
-default model stops at once, so "Wait" rounds fill it) and a small answer budget, so both sides do
-the same work. Each timed batch's question starts with a case number of its own: drawing the same
-samples again would find every round's context in vLLM's prefix cache and time nothing but lookups
-(the transformers backend keeps no cache between requests). Then, untimed, one request with 3
-choices and the 3 single requests of their seeds, on one case: they must draw the same samples.
+Every sample has the same budgets and the same rounds: the m1 preset with no "Wait" extensions, so
+each sample is one thinking round and one answer round (with extensions, how many rounds a sample
+takes is a draw of its own, and the slowest of 8 draws would decide each wall time). Each timed
+batch's question starts with a case number of its own: drawing the same samples again would find
+every round's context in vLLM's prefix cache and time nothing but lookups (the transformers
+backend keeps no cache between requests). Then, untimed, one request with 3 choices and the 3
+single requests of their seeds, on one case: they must draw the same samples.
 Prints each wall time, the medians and their ratio (n-request / concurrent; target <= 1.05).
 """
 
@@ -44,8 +45,7 @@ def request(client: OpenAI, args: argparse.Namespace, *, n: int, seed: int, case
         model=MODEL, messages=[{"role": "user", "content": QUESTION.format(case=case)}], n=n, temperature=1.0,
         seed=seed,
         max_tokens=args.max_tokens,
-        extra_body={"budget_preset": "m1", "thinking_budget": args.thinking_budget,
-                    "min_thinking_tokens": args.thinking_budget, "num_extensions": args.thinking_budget})
+        extra_body={"budget_preset": "m1", "thinking_budget": args.thinking_budget})
 
 
 def replies(response) -> list[tuple[str, str]]:
@@ -74,8 +74,8 @@ def main() -> int:
     parser.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--thinking-budget", type=int, default=12)
-    parser.add_argument("--max-tokens", type=int, default=4)
+    parser.add_argument("--thinking-budget", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args()
 
@@ -84,7 +84,7 @@ def main() -> int:
         server_args += ["--max-batch-size", str(max(16, args.n))]
     log = Path(tempfile.mkdtemp(prefix="m1-bench-samples-")) / "server.log"
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: m1 serve ({args.backend}, {MODEL}); "
-          f"n = {args.n}, thinking {args.thinking_budget} tokens (minimum = budget), max_tokens {args.max_tokens}, "
+          f"n = {args.n}, thinking_budget {args.thinking_budget}, no extensions, max_tokens {args.max_tokens}, "
           f"temperature 1, {args.repeats} repeats")
     together, apart = [], []
     with ServerProcess(server_args, log_path=log, env={"M1_API_KEY": ""}) as server:
