@@ -1,7 +1,8 @@
 """Early exit through the OpenAI-compatible backend, on the real default model, against real servers:
-vLLM's own OpenAI server (token ids, `top_logprobs`) and `m1 serve` (no logprobs: the backend falls
-back to trial answers and `consistency`, and says so in the record). The same probe reads the
-answer's probability once thinking ends (`answer_probability`), with the same fallback.
+vLLM's own OpenAI server (token ids, `top_logprobs`) and `m1 serve` (the answer tokens' logprobs),
+and a server declared without logprobs (the backend falls back to trial answers and `consistency`,
+and says so in the record). The same probe reads the answer's probability once thinking ends
+(`answer_probability`), with the same fallback.
 
 Decoding is greedy, so "a probe never changes the thinking" is checked as identical token ids:
 observed probes leave the thinking exactly as without early exit, and an exit keeps a prefix of it;
@@ -204,10 +205,10 @@ def m1_plain(m1_server, default_model_dir):
 
 
 @pytest.mark.slow
-def test_through_m1_serve_confidence_falls_back_to_consistency_and_says_why(m1_server, m1_plain,
-                                                                            default_model_dir) -> None:
-    """m1 serve refuses `logprobs` (400) and strips stops from its ids: the backend probes with trial
-    answers, decides by agreement, and still leaves the thinking as it is without early exit."""
+def test_through_m1_serve_confidence_reads_the_letters_logprobs(m1_server, m1_plain, default_model_dir) -> None:
+    """m1 serve returns the answer tokens' `logprobs` (a plain completion's answer is all it
+    generates) and strips stops from its ids: the backend reads letter probabilities as it does on
+    vLLM's server, and leaves the thinking as it is without early exit."""
     backend = client(m1_server.base_url, default_model_dir, max_context=1024, concurrency=2)
     prompts, choices = batch(backend.tokenizer, [MULTIPLE_CHOICE])
     # m1 serve cannot say whether a round stopped at the transition or at a think stop.
@@ -218,19 +219,27 @@ def test_through_m1_serve_confidence_falls_back_to_consistency_and_says_why(m1_s
     check_thinking_kept(record, reference)
     assert record.probes
     for probe in record.probes:
-        assert probe["read"] == "trial" and probe["probability"] is None
-        assert "refused" in probe["note"] and "logprobs" in probe["note"]
-    assert record.exit_rule.startswith("consistency of 2 probes (no probabilities: no logprobs: the server refused")
+        if probe["read"] == "letters":
+            assert probe["probability"] is not None and probe["note"] is None
+        else:  # the most likely next token was a stop: no answer token, so no logprobs (as OpenAI's API)
+            assert probe["note"] == "no logprobs: the server returned none", probe
 
 
 @pytest.mark.slow
-def test_through_m1_serve_the_answer_read_has_no_probability_and_says_why(m1_server, m1_plain,
-                                                                          default_model_dir) -> None:
+def test_through_m1_serve_the_answer_read_reads_logprobs(m1_server, m1_plain, default_model_dir) -> None:
     backend = client(m1_server.base_url, default_model_dir, max_context=1024, concurrency=2)
     prompts, choices = batch(backend.tokenizer)
     records = backend.generate(prompts, READ, choices=choices)
-    check_answer_reads(records, m1_plain, probability=False)  # the sample goes on, its tokens as they were
-    assert "refused" in records[0].answer_read["note"]
+    read = records[0].answer_read
+    # The sample goes on, its tokens as they were; a read whose most likely next token is a stop gets
+    # no answer token, so no logprobs, and says so.
+    if read["read"] == "letters":
+        check_answer_reads(records, m1_plain, probability=True)
+    else:
+        for record, base in zip(records, m1_plain):
+            check_accounting(record, READ)
+            same_but_the_read(record, base)
+        assert read["note"] == "no logprobs: the server returned none" and read["probability"] is None, read
 
 
 def test_a_probe_point_inside_a_multi_token_stop_does_not_split_it(backend) -> None:

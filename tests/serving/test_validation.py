@@ -37,7 +37,9 @@ BAD = [
     ("chat", {"top_p": 0}, "top_p", 400),
     ("chat", {"seed": -1}, "seed", 400),
     ("chat", {"stop": ["a", "b", "c", "d", "e"]}, "stop", 400),
-    ("chat", {"n": 2}, "n", 400),
+    ("chat", {"n": 17}, "n", 400),  # above the server's limit (16)
+    ("chat", {"vote": "majority"}, "vote", 400),  # a vote needs n > 1
+    ("chat", {"logprobs": True, "top_logprobs": 21}, "top_logprobs", 400),
     ("chat", {"tools": [{"type": "function"}]}, "tools", 400),
     ("chat", {"stream": "yes"}, "stream", 400),
     ("chat", {"budget_preset": "no-think", "thinking_budget": 8}, "thinking_budget", 400),

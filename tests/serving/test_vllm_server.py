@@ -99,3 +99,20 @@ def test_vllm_client_leaving_mid_stream_aborts_its_round(vllm_server, vllm_clien
                                                 extra_body={"thinking_budget": 4})
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert httpx.get(f"{vllm_server.url}/health").json()["running"] == 0
+
+
+def test_vllm_n_choices_and_answer_logprobs_equal_the_transformers_server(vllm_client, client) -> None:
+    """n choices start together on vLLM's engine; greedy, each equals the transformers server's,
+    answer logprobs included (raw logprobs on both)."""
+    import math
+
+    kwargs = {"model": MODEL, "messages": MESSAGES, "max_tokens": 4, "n": 2, "logprobs": True, "top_logprobs": 2,
+              "extra_body": {"budget_preset": "no-think", "vote": "majority"}}
+    reference = client.chat.completions.create(**kwargs)
+    reply = vllm_client.chat.completions.create(**kwargs)
+    assert [c.message.content for c in reply.choices] == [c.message.content for c in reference.choices]
+    assert reply.usage.model_extra["m1"]["vote"] == reference.usage.model_extra["m1"]["vote"]
+    for choice, want in zip(reply.choices, reference.choices):
+        assert [e.token for e in choice.logprobs.content] == [e.token for e in want.logprobs.content]
+        for entry, other in zip(choice.logprobs.content, want.logprobs.content):
+            assert math.isclose(entry.logprob, other.logprob, abs_tol=1e-3) and len(entry.top_logprobs) == 2

@@ -596,7 +596,7 @@ class _LocalEngine:
             if record.error:
                 results[index] = RequestFailed("local engine failed", record.error)
             else:
-                results[index] = chat_response(f"chatcmpl-local-{uuid.uuid4().hex[:24]}", self.model, record,
+                results[index] = chat_response(f"chatcmpl-local-{uuid.uuid4().hex[:24]}", self.model, [record],
                                                plan.policy, prompt_tokens, plan.preset)
         return [results[index] for index in range(len(bodies))]
 

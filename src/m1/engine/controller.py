@@ -85,6 +85,8 @@ class RoundOutput:
     stopped: bool
     token_ids: tuple[int, ...] | None = None
     paused: bool = False  # a think round that ended right after one of the step's pauses (kept in text)
+    # policy.answer_logprobs: one entry per kept generated token of an answer round (see GenerationRecord)
+    logprobs: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,10 @@ class GenerationRecord:
     # "probability", "letters", "outside", "read", "tokens", "seconds", "note", "reused"}; its cost
     # is not in probe_tokens/probe_seconds. None unless asked, with option letters and thinking.
     answer_read: dict[str, Any] | None = None
+    # policy.answer_logprobs: per generated answer token {"token": text, "logprob": float, "top":
+    # [[token text, logprob], ...] (the k most likely, best first)}. None unless asked (and on
+    # backends that cannot read them: the OpenAI-compatible one).
+    answer_logprobs: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -246,6 +252,8 @@ class SampleController:
             rec.reply += out.text
             rec.answer_tokens += out.n_tokens
             rec.answer_ids = list(out.token_ids) if out.token_ids is not None else None
+            if out.logprobs is not None:
+                rec.answer_logprobs = list(out.logprobs)
             rec.answer_end = "stop" if out.stopped else "length"
             self._phase, self._pending = "done", None
 

@@ -20,6 +20,9 @@ and thinking ends as soon as the answer has settled. The cap B and the minimum k
 `answer_probability` reads, once thinking has ended, the option letters' probabilities at the
 forced-answer prefix (the early-exit probe's read, at the end): how sure the model is of the answer
 it is about to give, for calibration and abstention. It never changes what is generated.
+`answer_logprobs` (k) records, for each generated answer token, its log-probability under the model
+(before temperature and top-p, as vLLM's raw logprobs) and the k most likely tokens at that step;
+it never changes what is generated either.
 """
 
 from __future__ import annotations
@@ -111,6 +114,9 @@ class BudgetPolicy(BaseModel):
     answer_probability: bool = Field(
         False, description="once thinking ends, read the option letters' probabilities at the forced answer "
         "(calibration: GenerationRecord.answer_read); only prompts with option letters and presets that think")
+    answer_logprobs: int | None = Field(
+        None, ge=0, le=20, description="record each generated answer token's log-probability and the top this many "
+        "alternatives (GenerationRecord.answer_logprobs; 0: the token's own only); None: off. Changes no token")
 
     @model_validator(mode="after")
     def _minimum_fits_budget(self) -> BudgetPolicy:

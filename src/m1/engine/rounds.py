@@ -81,6 +81,8 @@ class Generated:
     stopped: bool  # a stop string, stop token or end-of-sequence ended it
     text: str = ""
     n_tokens: int | None = None
+    # policy.answer_logprobs on an answer round: one `answer_logprobs` entry per id in `ids`
+    logprobs: Sequence[dict[str, Any]] | None = None
 
 
 class SampleRun:
@@ -179,7 +181,8 @@ class SampleRun:
             ids, stopped, paused = self.kept(request, result)
             text, self._held = decode_round(self.tokenizer, self._held, ids, final=stopped or step.phase != "think")
             self.context += ids
-            output = RoundOutput(text, len(ids), stopped, tuple(ids), paused)
+            logprobs = None if result.logprobs is None else tuple(result.logprobs[:len(ids)])
+            output = RoundOutput(text, len(ids), stopped, tuple(ids), paused, logprobs)
             if self.keep_trace:
                 self.controller.add_trace("generated", ids)
         else:

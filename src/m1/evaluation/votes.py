@@ -8,12 +8,10 @@ self-consistency (ESC), pass@k and the vote share.
     point.results["strict"]["majority"]                         # ItemResult per item, in item order
 
 Rules (SPEC §8; each mode, strict and reference, votes with its own extracted letters):
-- majority: the most frequent letter; a tie goes to the tied letter whose first vote came earliest
-  in sample order, so the answer never depends on dict order. "No answer" never wins unless every
-  vote is one.
-- weighted: each letter scores the sum of its votes' confidences (the answer-letter probability);
-  a vote without a confidence weighs 0. Ties as for majority; when every weight is 0 (nothing was
-  read), it is the majority vote.
+- majority and weighted are `m1.scoring.vote`'s rules (the ones `m1 serve` votes with): the most
+  frequent letter, or the letter with the most confidence (the answer-letter probability; a vote
+  without one weighs 0, and with no weight at all it is the majority); a tie goes to the tied
+  letter voted first in sample order. "No answer" never wins unless every vote is one.
 - ESC with window w: the samples in windows of w in sample order; stop at the first window whose w
   letters are one and the same letter (not "no answer"); else the majority over all samples. Only
   full windows can stop it. Its cost is the tokens of the samples drawn.
@@ -36,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from m1.data.errors import DataError
-from m1.scoring import MODES
+from m1.scoring import MODES, vote
 
 
 def esc_name(window: int) -> str:
@@ -55,19 +53,11 @@ class Vote:
 
 
 def majority(votes: Sequence[Vote]) -> str | None:
-    counts = Counter(v.letter for v in votes if v.letter is not None)
-    # A Counter keeps first-vote order and max keeps the first of equals: the earliest tied letter wins.
-    return max(counts, key=counts.__getitem__) if counts else None
+    return vote.majority([v.letter for v in votes])
 
 
 def weighted(votes: Sequence[Vote]) -> str | None:
-    weights: dict[str, float] = {}
-    for vote in votes:
-        if vote.letter is not None:
-            weights[vote.letter] = weights.get(vote.letter, 0.0) + (vote.confidence or 0.0)
-    if not any(weights.values()):
-        return majority(votes)
-    return max(weights, key=weights.__getitem__)
+    return vote.weighted([v.letter for v in votes], [v.confidence for v in votes])
 
 
 def esc(votes: Sequence[Vote], window: int) -> tuple[str | None, int]:

@@ -39,7 +39,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from m1.engine.backends.base import answer_reserve
+from m1.engine.backends.base import answer_reserve, choice_policy
 from m1.engine.default_model import default_preset as model_default_preset
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
 from m1.engine.registry import check_backend
@@ -60,9 +60,19 @@ from m1.engine.wire.protocol import (
     parse,
     validation_problem,
 )
-from m1.engine.wire.responses import StreamShaper, chat_response, chunk, completion_response, finish_reason, usage
-from m1.engine.wire.responses import without_reasoning  # OpenRouter's reasoning.exclude
-from m1.serving.runners import Job, PromptText, make_runner
+from m1.engine.wire.responses import (
+    StreamShaper,
+    chat_logprobs,
+    chat_response,
+    chunk,
+    completion_logprobs,
+    completion_response,
+    finish_reason,
+    usage,
+    vote_block,
+    without_reasoning,
+)
+from m1.serving.runners import Job, PromptText, make_runner, tagged_events
 
 log = logging.getLogger("m1.serving")
 
@@ -254,25 +264,28 @@ def create_app(
 
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         policy, preset = plan.policy, plan.preset
-        job = Job(f"{next(counter)}", PromptText(text, ids), policy, bool(req.stream), asyncio.get_running_loop(),
-                  choices=plan.choices)
-        runner.submit(job)
+        # One job per choice, each with its own seed (choice 0 is the request's own), scheduled together.
+        jobs = [Job(f"{next(counter)}", PromptText(text, ids), choice_policy(policy, choice), bool(req.stream),
+                    asyncio.get_running_loop(), choices=plan.choices) for choice in range(plan.n)]
+        runner.submit_all(jobs)
         context = {"request_id": request_id, "prompt_tokens": len(ids), "preset": preset, "started": started,
-                   "stream_probes": bool(req.stream_probes), "hide_reasoning": plan.hide_reasoning}
+                   "stream_probes": bool(req.stream_probes), "plan": plan}
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return event_stream(stream_events(job, chat, context, include_usage))
-        event = await until_done(job, request)
-        if event is None:
+            return event_stream(stream_events(jobs, chat, context, include_usage))
+        events = await until_done(jobs, request)
+        if events is None:
             log.info("%s: client left before its reply", request_id)
             return Response(status_code=499)  # nobody will read this
-        record = finished(job, event, context)
+        records = [finished(job, event, context) for job, event in zip(jobs, events)]
+        vote = vote_block(records, policy, plan.vote, plan.choices) if plan.vote else None
         if chat:
-            body = chat_response(request_id, served_model, record, policy, len(ids), preset)
+            body = chat_response(request_id, served_model, records, policy, len(ids), preset, vote=vote,
+                                 logprobs=plan.logprobs)
             body = without_reasoning(body) if plan.hide_reasoning else body
         else:
-            body = completion_response(request_id, served_model, record, policy, len(ids), preset,
-                                       with_ids=bool(req.return_token_ids))
+            body = completion_response(request_id, served_model, records, policy, len(ids), preset,
+                                       with_ids=bool(req.return_token_ids), vote=vote, logprobs=plan.logprobs)
         return JSONResponse(body)
 
     def event_stream(events: AsyncIterator[ServerSentEvent], *, ping: Callable[[], ServerSentEvent] | None = None,
@@ -282,13 +295,12 @@ def create_app(
         return EventSourceResponse(events, sep="\n", ping_message_factory=ping,
                                    headers={"Cache-Control": "no-cache"})
 
-    async def until_done(job: Job, request: Request) -> tuple | None:
-        """The request's final event, or None if the client disconnects first (the job is cancelled)."""
+    async def until_done(jobs: list[Job], request: Request) -> list[tuple] | None:
+        """Each job's final event, or None if the client disconnects first (the jobs are cancelled)."""
 
-        async def final_event() -> tuple:
-            while (event := await job.events.get())[0] not in ("done", "error"):
-                pass  # live text and probes: this reply carries them in its body
-            return event
+        async def final_event() -> list[tuple[int, tuple]]:
+            # Live text and probes are skipped: this reply carries them in its body.
+            return [(index, event) async for index, event in tagged_events(jobs) if event[0] in ("done", "error")]
 
         async def client_gone() -> None:
             while (await request.receive())["type"] != "http.disconnect":
@@ -301,8 +313,12 @@ def create_app(
             watching.cancel()
             if not waiting.done():
                 waiting.cancel()
-                job.cancel()
-        return waiting.result() if waiting.done() and not waiting.cancelled() else None
+                for job in jobs:
+                    job.cancel()
+        if not waiting.done() or waiting.cancelled():
+            return None
+        last = dict(waiting.result())
+        return [last[index] for index in range(len(jobs))]
 
     def finished(job: Job, event: tuple, context: dict[str, Any]):
         if event[0] == "error":
@@ -316,55 +332,68 @@ def create_app(
                  time.perf_counter() - context["started"])
         return record
 
-    async def stream_events(job: Job, chat: bool, context: dict[str, Any],
+    async def stream_events(jobs: list[Job], chat: bool, context: dict[str, Any],
                             include_usage: bool) -> AsyncIterator[ServerSentEvent]:
-        request_id, shaper = context["request_id"], StreamShaper(job.policy, runner.tokenizer, chat=chat)
-        shown = without_reasoning if context["hide_reasoning"] else (lambda deltas: deltas)
+        """Chunks of every choice (its `index`) as they come; n > 1 ends with one chunk holding the usage."""
+        request_id, plan = context["request_id"], context["plan"]
+        shapers = [StreamShaper(job.policy, runner.tokenizer, chat=chat) for job in jobs]
+        shown = without_reasoning if plan.hide_reasoning else (lambda deltas: deltas)
+        records: list[Any] = [None] * len(jobs)
         done = False
 
         def sse(body: dict[str, Any]) -> ServerSentEvent:
             return ServerSentEvent(json.dumps(body, ensure_ascii=False), sep="\n")
 
-        def piece(deltas: dict[str, str]) -> ServerSentEvent:
+        def piece(deltas: dict[str, str], index: int) -> ServerSentEvent:
             if chat:
-                return sse(chunk(request_id, served_model, chat=True, delta=deltas))
-            return sse(chunk(request_id, served_model, chat=False, text=deltas["text"]))
+                return sse(chunk(request_id, served_model, chat=True, delta=deltas, index=index))
+            return sse(chunk(request_id, served_model, chat=False, text=deltas["text"], index=index))
 
         end = ServerSentEvent("[DONE]", sep="\n")
         try:
             if chat:
-                yield sse(chunk(request_id, served_model, chat=True, delta={"role": "assistant", "content": ""}))
-            while True:
-                event = await job.events.get()
+                for index in range(len(jobs)):
+                    yield sse(chunk(request_id, served_model, chat=True, delta={"role": "assistant", "content": ""},
+                                    index=index))
+            async for index, event in tagged_events(jobs):
                 if event[0] == "text":
-                    deltas = shown(shaper.push(event[1], event[2]))
+                    deltas = shown(shapers[index].push(event[1], event[2]))
                     if deltas:
-                        yield piece(deltas)
+                        yield piece(deltas, index)
                     continue
                 if event[0] == "probe":
                     if context["stream_probes"]:
-                        yield sse(chunk(request_id, served_model, chat=chat, m1={"probe": event[1]}))
+                        yield sse(chunk(request_id, served_model, chat=chat, m1={"probe": event[1]}, index=index))
                     continue
-                done = True
                 if event[0] == "error":
+                    done = True
+                    for job in jobs:  # the other choices are of no use without this one
+                        job.cancel()
                     log.warning("%s failed: %s", request_id, event[1])
                     yield sse(APIError(500, str(event[1]), type="server_error").body())
                     yield end
                     return
-                record = finished(job, event, context)
-                deltas = shown(shaper.finish(record))
+                record = records[index] = finished(jobs[index], event, context)
+                deltas = shown(shapers[index].finish(record))
                 if deltas:
-                    yield piece(deltas)
-                usage_block = usage(record, context["prompt_tokens"], job.policy, context["preset"])
+                    yield piece(deltas, index)
+                logprobs = (chat_logprobs if chat else completion_logprobs)(record, plan.logprobs)
+                # One choice: its usage comes with its last chunk, as always; several: once all are done.
+                usage_block = None if len(jobs) > 1 else usage([record], context["prompt_tokens"], jobs[0].policy,
+                                                               context["preset"])
                 yield sse(chunk(request_id, served_model, chat=chat, finish=finish_reason(record),
-                                usage_block=usage_block))
-                if include_usage:
-                    yield sse(chunk(request_id, served_model, chat=chat, no_choices=True, usage_block=usage_block))
-                yield end
-                return
+                                usage_block=usage_block, index=index, logprobs=logprobs))
+            done = True
+            if len(jobs) > 1:
+                vote = vote_block(records, plan.policy, plan.vote, plan.choices) if plan.vote else None
+                usage_block = usage(records, context["prompt_tokens"], plan.policy, context["preset"], vote=vote)
+            if include_usage or len(jobs) > 1:
+                yield sse(chunk(request_id, served_model, chat=chat, no_choices=True, usage_block=usage_block))
+            yield end
         finally:
             if not done:
-                job.cancel()
+                for job in jobs:
+                    job.cancel()
                 log.info("%s: client left mid-stream", request_id)
 
     @v1.post("/completions")
@@ -394,11 +423,11 @@ def create_app(
                    "stream_probes": bool(req.stream_probes)}
         if req.stream:
             return event_stream(anthropic_events(job, context), ping=lambda: anthropic_sse(("ping", {"type": "ping"})))
-        event = await until_done(job, request)
-        if event is None:
+        events = await until_done([job], request)
+        if events is None:
             log.info("%s: client left before its reply", message_id)
             return Response(status_code=499)
-        record = finished(job, event, context)
+        record = finished(job, events[0], context)
         return JSONResponse(anthropic.message_response(message_id, served_model, record, policy, len(ids), preset))
 
     def anthropic_sse(event: anthropic.Event) -> ServerSentEvent:

@@ -8,11 +8,15 @@ request's budget means exactly what it means in `m1 eval`.
   finishes, but a new request joins only the next batch: it may wait for the slowest sample of
   the batch in progress. A client that leaves before its batch starts is dropped; one that leaves
   during the batch is generated to the end and discarded (the backend has no way to cancel one
-  sample of a batch).
+  sample of a batch). A request for n choices is n jobs queued as one item: they always share a
+  batch (and the backend prefills their prompt once), even when that batch is larger than
+  `max_batch_size`.
 - `AsyncVLLMRunner` (vLLM): the engine's `AsyncVLLMBackend` (vLLM's `AsyncLLM`, continuous
   batching). Each request is one asyncio task running the engine's round loop, every round one
   request of token ids, exactly like the offline vLLM backend; a client that leaves cancels its
-  task, which aborts its round in the engine.
+  task, which aborts its round in the engine. A request's n choices are n tasks started together
+  once their prompt has been encoded into vLLM's prefix cache (one forward): requests that enter the
+  engine in the same step would each encode it.
 
 Both push events to the request's asyncio queue: `("text", phase, piece)` while generating and
 `("probe", entry)` after each early-exit probe (both only for streaming requests), then
@@ -28,7 +32,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +120,7 @@ class BatchingRunner:
         self.tokenizer = load_tokenizer(resolve_model(model))  # the event loop's own copy; the worker has the backend's
         self.max_context = self.backend.max_context
         self.max_batch_size, self.window, self.max_queue = max_batch_size, batch_window_ms / 1000, max_queue
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._queue: queue.Queue[list[Job] | None] = queue.Queue()  # a request's jobs, together
         self._thread = threading.Thread(target=self._work, name="m1-batcher", daemon=True)
         self.batches = self.batched_requests = self.largest_batch = 0
 
@@ -128,9 +132,13 @@ class BatchingRunner:
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
 
     def submit(self, job: Job) -> None:
+        self.submit_all([job])
+
+    def submit_all(self, jobs: list[Job]) -> None:
+        """Jobs that run in one batch (a request's n choices): queued as one item, never split."""
         if self._queue.qsize() >= self.max_queue:
             raise busy(self.max_queue)
-        self._queue.put(job)
+        self._queue.put(jobs)
 
     def stats(self) -> dict[str, Any]:
         return {"waiting": self._queue.qsize(), "batches": self.batches, "batched_requests": self.batched_requests,
@@ -141,22 +149,29 @@ class BatchingRunner:
         import torch
 
         torch.set_num_threads(self.torch_threads)
+        carried: list[Job] | None = None  # a request that did not fit the last batch: it opens the next
         while True:
-            first = self._queue.get()
+            first = carried if carried is not None else self._queue.get()
+            carried = None
             if first is None:
                 return
-            batch, stopping = [first], False
+            batch, stopping = list(first), False
             deadline = time.monotonic() + self.window
             while len(batch) < self.max_batch_size:
                 try:
-                    job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    jobs = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                if job is None:
+                if jobs is None:
                     stopping = True
                     break
-                batch.append(job)
-            live = sorted((job for job in batch if not job.cancelled.is_set()), key=lambda job: len(job.prompt.ids))
+                if len(batch) + len(jobs) > self.max_batch_size:
+                    carried = jobs  # a request's choices stay together
+                    break
+                batch.extend(jobs)
+            # Identical prompts (a request's choices) sort side by side, so they share a forward group.
+            live = sorted((job for job in batch if not job.cancelled.is_set()),
+                          key=lambda job: (len(job.prompt.ids), job.prompt.ids))
             if live:
                 self._run(live)
             if stopping:
@@ -220,16 +235,34 @@ class AsyncVLLMRunner:
         self.backend.shutdown()
 
     def submit(self, job: Job) -> None:
-        if len(self.running) >= self.max_queue:
+        self.submit_all([job])
+
+    def submit_all(self, jobs: list[Job]) -> None:
+        """A request's jobs (its n choices) start together, once their prompt is in the prefix cache:
+        it is encoded once, and every choice's rounds go on from it."""
+        if len(self.running) + len(jobs) > max(self.max_queue, len(jobs)):
             raise busy(self.max_queue)
-        self.running.add(job)
-        job.task = asyncio.get_running_loop().create_task(self._run(job))
-        job.task.add_done_callback(lambda _task: self.running.discard(job))
+        loop = asyncio.get_running_loop()
+        prefill = None
+        if len(jobs) > 1:
+            prefill = loop.create_task(self.backend.prefill(jobs[0].prompt.ids, request_id=f"{jobs[0].id}-prefill"))
+        for job in jobs:
+            self.running.add(job)
+            job.task = loop.create_task(self._run(job, prefill))
+            job.task.add_done_callback(lambda _task, job=job: self.running.discard(job))
 
     def stats(self) -> dict[str, Any]:
         return {"running": len(self.running)}
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job, prefill: asyncio.Task | None = None) -> None:
+        if prefill is not None:
+            try:
+                await asyncio.shield(prefill)  # a job cancelled meanwhile leaves it to the others
+            except asyncio.CancelledError:
+                return
+            except Exception:  # noqa: BLE001 - only a saving: the job encodes its prompt itself
+                log.warning("prefill for request %s failed; its choices encode the prompt themselves", job.id)
+
         def on_text(_index: int, phase: str, text: str, _inserted: bool) -> None:
             job.emit(("text", phase, text))
 
@@ -247,6 +280,35 @@ class AsyncVLLMRunner:
             job.emit(("error", f"generation failed: {type(err).__name__}"))
             return
         job.emit(("error", record.error) if record.error else ("done", record))
+
+
+async def tagged_events(jobs: Sequence[Job]) -> AsyncIterator[tuple[int, tuple]]:
+    """Every job's events as (job's index, event), in the order they come, until each job's last
+    ("done" or "error"). One job's are its queue as it is."""
+    if len(jobs) == 1:
+        while True:
+            event = await jobs[0].events.get()
+            yield 0, event
+            if event[0] in ("done", "error"):
+                return
+    merged: asyncio.Queue = asyncio.Queue()
+
+    async def forward(index: int, job: Job) -> None:
+        while True:
+            event = await job.events.get()
+            merged.put_nowait((index, event))
+            if event[0] in ("done", "error"):
+                return
+
+    forwarders = [asyncio.ensure_future(forward(index, job)) for index, job in enumerate(jobs)]
+    try:
+        for _ in range(len(jobs)):
+            while (item := await merged.get())[1][0] not in ("done", "error"):
+                yield item
+            yield item
+    finally:
+        for task in forwarders:
+            task.cancel()
 
 
 def make_runner(backend: str, model: str, **options: Any):

@@ -148,7 +148,7 @@ def test_usage_is_an_honest_account() -> None:
     record = GenerationRecord(prompt="p", thinking="a Wait b", reply="<|im_start|>answer\nB", answer="\nB",
                               thinking_tokens=30, answer_tokens=2, inserted_tokens=3, extensions_used=1,
                               thinking_end="extensions_spent", answer_end="stop")
-    block = usage(record, 40, BudgetPolicy.from_preset("m1", max_thinking_tokens=64, num_extensions=1), "m1")
+    block = usage([record], 40, BudgetPolicy.from_preset("m1", max_thinking_tokens=64, num_extensions=1), "m1")
     assert (block["prompt_tokens"], block["completion_tokens"], block["total_tokens"]) == (40, 32, 72)
     assert block["completion_tokens_details"] == {"reasoning_tokens": 30}
     assert block["m1"]["inserted_tokens"] == 3 and block["m1"]["answer_tokens"] == 2

@@ -69,6 +69,37 @@ def with_sample_seed(policy: BudgetPolicy, prompt: str) -> BudgetPolicy:
     return policy.model_copy(update={"sampling": sampling.model_copy(update={"seed": seed})})
 
 
+def choice_seed(seed: int, choice: int) -> int:
+    """The seed of choice `choice` of a request that draws several (`n`): the request's own seed
+    for choice 0, so that n = 1 draws what it always drew; for the others a 31-bit hash of both."""
+    if choice == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}\x1fchoice\x1f{choice}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
+
+
+def choice_policy(policy: BudgetPolicy, choice: int) -> BudgetPolicy:
+    """The policy of choice `choice` (0-based) of a request for several samples: its own seed
+    (`choice_seed`), mixed with the prompt by the backend as every seed is (`with_sample_seed`).
+    Choice 0 is the policy itself; greedy decoding has no seed to vary, so every choice is the same."""
+    sampling = policy.sampling
+    if choice == 0 or sampling.temperature == 0:
+        return policy
+    seed = choice_seed(sampling.seed or 0, choice)
+    return policy.model_copy(update={"sampling": sampling.model_copy(update={"seed": seed})})
+
+
+def logprob_entry(tokenizer: Any, token: int, logprob: float, top: Sequence[tuple[int, float]]) -> dict[str, Any]:
+    """One generated token's `GenerationRecord.answer_logprobs` entry: its text, its log-probability,
+    and the alternatives [[text, logprob], ...] best first (`top`: (id, logprob) pairs)."""
+    def text(token_id: int) -> str:
+        return tokenizer.decode([token_id], skip_special_tokens=False)
+
+    # A token the model rules out entirely has -inf, which JSON cannot hold: -9999.0, as OpenAI sends.
+    return {"token": text(token), "logprob": max(float(logprob), -9999.0),
+            "top": [[text(i), max(float(lp), -9999.0)] for i, lp in top]}
+
+
 def answer_reserve(tokenizer: Any, policy: BudgetPolicy) -> int:
     """Context tokens kept free for the forced answer prefix and the whole answer budget."""
     return len(tokenizer.encode(policy.answer_after_budget, add_special_tokens=False)) + policy.max_answer_tokens

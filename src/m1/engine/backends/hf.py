@@ -41,6 +41,7 @@ from m1.engine.backends.base import (
     decode_round,
     fail_if_prompt_too_long,
     load_tokenizer,
+    logprob_entry,
     per_prompt_policies,
     round_limit,
     round_lookahead,
@@ -67,6 +68,7 @@ class _Sample:
     queue: deque[int] = field(default_factory=deque)
     round_ids: list[int] = field(default_factory=list)
     round_columns: list[int] = field(default_factory=list)  # cache columns holding round_ids
+    round_logprobs: list[dict[str, Any]] = field(default_factory=list)  # answer rounds, when the policy asks
     round_limit: int = 0
     lookahead: int = 0  # tokens past round_limit allowed only to finish a stop begun before it
     held: list[int] = field(default_factory=list)  # a character the last round cut in two (decode_round)
@@ -187,21 +189,29 @@ class TransformersBackend:
         if not active:
             return
 
-        # Prefill: all prompts at once, left-padded.
-        longest = max(len(s.queue) for s in active)
-        input_ids = torch.full((len(active), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(active), longest), dtype=torch.long)
-        for row, s in enumerate(active):
-            prompt = list(s.queue)
+        # Prefill: every distinct prompt once, left-padded. Samples of one prompt (a server request
+        # for n choices) then copy its cache row, so the prompt is encoded once for all of them.
+        distinct: dict[tuple[int, ...], int] = {}
+        rows = []
+        for s in active:
+            rows.append(distinct.setdefault(tuple(s.queue), len(distinct)))
+            s.visible = len(s.queue)
             s.queue.clear()
+            self._begin_step(s)
+        longest = max(len(prompt) for prompt in distinct)
+        input_ids = torch.full((len(distinct), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(distinct), longest), dtype=torch.long)
+        for row, prompt in enumerate(distinct):
             input_ids[row, longest - len(prompt):] = torch.tensor(prompt)
             mask[row, longest - len(prompt):] = 1
-            s.visible = len(prompt)
-            self._begin_step(s)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         with torch.inference_mode():
             logits = self._forward(input_ids, mask, positions, cache)
+            if len(distinct) < len(active):
+                copies = torch.tensor(rows, dtype=torch.long)
+                cache.batch_select_indices(copies.to(self.device))
+                mask, logits = mask[copies], logits[copies.to(logits.device)]
             while active:
                 choices = self._next_tokens(active, logits, cache, mask)
                 next_tokens: list[int] = []
@@ -263,7 +273,7 @@ class TransformersBackend:
     def _begin_step(self, s: _Sample) -> None:
         step = s.controller.next_step()
         s.step = step
-        s.round_ids, s.round_columns, s.paused = [], [], False
+        s.round_ids, s.round_columns, s.round_logprobs, s.paused = [], [], [], False
         if step is None:
             return
         insert_ids = self.encode(step.insert) if step.insert else []
@@ -301,6 +311,8 @@ class TransformersBackend:
                 # Look ahead: a stop that began before the round's end may still complete.
             token = _pick(logits, s.controller.policy, s.generator)
             s.round_ids.append(token)
+            if step.phase == "answer" and s.controller.policy.answer_logprobs is not None:
+                s.round_logprobs.append(self._logprobs(logits, token, s.controller.policy.answer_logprobs))
             stop_at = self.stops.match(s.round_ids, step.stops)
             if stop_at is None:
                 if len(s.round_ids) > s.round_limit:
@@ -323,7 +335,10 @@ class TransformersBackend:
         text, s.held = decode_round(self.tokenizer, s.held, kept_ids, final=stopped or s.step.phase != "think")
         if self.keep_trace:
             s.controller.add_trace("generated", kept_ids)
-        output = RoundOutput(text, len(kept_ids), stopped, tuple(kept_ids), paused=s.paused and not stopped)
+        logprobs = tuple(s.round_logprobs[:kept]) if s.step.phase == "answer" and \
+            s.controller.policy.answer_logprobs is not None else None
+        output = RoundOutput(text, len(kept_ids), stopped, tuple(kept_ids), paused=s.paused and not stopped,
+                             logprobs=logprobs)
         s.controller.record_round(output, inserted_tokens=s.inserted)
         if s.stream is not None:
             s.stream.end_round(text)
@@ -435,6 +450,16 @@ class TransformersBackend:
             results[i] = ProbeResult(answer, probability, "trial", len(samples[i].probe_ids) + generated,
                                      shared + each)
         return results
+
+    def _logprobs(self, logits, token: int, top: int) -> dict[str, Any]:
+        """The picked token's entry: log-probabilities of the model's own distribution (before
+        temperature and top-p, as vLLM's raw logprobs), read beside the pick, never changing it."""
+        import torch
+
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        best = torch.topk(logprobs, top) if top else None
+        pairs = list(zip(best.indices.tolist(), best.values.tolist())) if best is not None else []
+        return logprob_entry(self.tokenizer, token, float(logprobs[token]), pairs)
 
     def _letter_reader(self, letters: tuple[str, ...]) -> LetterReader:
         if letters not in self._readers:

@@ -18,7 +18,7 @@ counted). A one-token stop goes as `stop_token_ids` only, as the other backends 
 Early exit: a probe is a separate request on the thinking so far plus the answer prefix (the
 server's prefix cache makes the shared part free). Multiple choice reads the option letters from
 one token's `top_logprobs`; free-form decodes a greedy trial answer with `logprobs=1`. A server
-that returns no logprobs, or refuses the field (m1 serve: 400), gets trial answers without
+that returns no logprobs, or refuses the field (a 400), gets trial answers without
 probabilities from then on, and the probe's note says why (the controller then decides by
 `consistency` and says so in `exit_rule`). `answer_probability`'s read at the forced answer is
 such a probe, so there it is a trial answer without probability, with the same note: the sample

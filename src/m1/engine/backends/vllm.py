@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from m1.engine.backends.base import OnText, StopMatcher
+from m1.engine.backends.base import OnText, StopMatcher, logprob_entry
 from m1.engine.controller import GenerationRecord, ProbeResult
 from m1.engine.default_model import resolve_model
 from m1.engine.policy import BudgetPolicy
@@ -117,6 +117,8 @@ class VLLMRounds:
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             seed=None if sampling.temperature == 0 else sampling.seed,  # per sample: see per_prompt_policies
+            # The answer round only; vLLM reads them beside sampling (raw_logprobs), changing no token.
+            logprobs=request.policy.answer_logprobs if step.phase == "answer" else None,
             skip_special_tokens=False,
             **self._stop_fields(step.stops, step.pauses),
         )
@@ -131,11 +133,25 @@ class VLLMRounds:
         text += [pause for pause in pauses if pause and pause not in text and pause not in encoded]
         return {"stop": text or None, "stop_token_ids": single or None, "include_stop_str_in_output": False}
 
+    def logprobs(self, request: RoundRequest, ids: Sequence[int], positions: Any) -> list[dict[str, Any]] | None:
+        """An answer round's `answer_logprobs` entries from vLLM's per-position {id: Logprob} (None unless asked)."""
+        top = request.policy.answer_logprobs
+        if request.step.phase != "answer" or top is None or positions is None:
+            return None
+        entries = []
+        for token, position in zip(ids, positions):
+            best = sorted((entry.rank, token_id, entry.logprob) for token_id, entry in position.items())
+            # vLLM adds the sampled token to the top k when it is not among them.
+            alternatives = [(token_id, logprob) for _rank, token_id, logprob in best[:top]]
+            entries.append(logprob_entry(self.tokenizer, token, position[token].logprob, alternatives))
+        return entries
+
     def result(self, request: RoundRequest, completion: Any, seconds: float) -> Generated | ProbeResult:
         """A finished request's first completion as the engine's round result."""
         ids = list(completion.token_ids)
         if not request.is_probe:
-            return Generated(ids, completion.finish_reason == "stop")
+            return Generated(ids, completion.finish_reason == "stop", logprobs=self.logprobs(request, ids,
+                                                                                             completion.logprobs))
         step = request.step
         if step.choices:
             distribution = completion.logprobs[0] if completion.logprobs else {}

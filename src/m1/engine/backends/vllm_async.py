@@ -68,6 +68,20 @@ class AsyncVLLMBackend:
         if self.engine is not None:
             self.engine.shutdown()
 
+    async def prefill(self, prompt_ids: Sequence[int], *, request_id: str) -> None:
+        """Encode a prompt into the prefix cache (one forward, one token generated and dropped).
+
+        Requests that enter the engine in the same step all compute their prompt: none finds the
+        others' blocks cached yet. Samples of one prompt that start after this share its prefill.
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, output_kind=RequestOutputKind.FINAL_ONLY)
+        async for _output in self.engine.generate(TokensPrompt(prompt_token_ids=list(prompt_ids)), params, request_id):
+            pass
+
     async def generate_one(self, prompt: str, policy: BudgetPolicy, *, request_id: str,
                            choices: Sequence[str] | None = None, on_text: OnText | None = None,
                            on_probe: OnProbe | None = None) -> GenerationRecord:
@@ -102,15 +116,17 @@ class AsyncVLLMBackend:
         # Tokens that may turn out to be (the start of) a stop are shown only once the round ends.
         hold = 1 + max((len(rounds.tokenizer.encode(s, add_special_tokens=False)) for s in stops), default=0)
         ids: list[int] = []
+        positions: list[Any] = []  # logprobs, when the answer round asks for them
         finish, shown = None, 0
         async for output in outputs:
             completion = output.outputs[0]
             ids.extend(completion.token_ids)
+            positions.extend(completion.logprobs or ())
             finish = completion.finish_reason
             while shown < len(ids) - hold:
                 stream.push(phase, ids[shown], stops)
                 shown += 1
-        result = Generated(ids, finish == "stop")
+        result = Generated(ids, finish == "stop", logprobs=rounds.logprobs(request, ids, positions))
         kept, _, _ = run.kept(request, result)  # what the record keeps: a pause's tokens stay, a stop's go
         for token in kept[shown:]:
             stream.push(phase, token, stops)

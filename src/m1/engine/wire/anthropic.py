@@ -209,7 +209,7 @@ def stop_reason(record: GenerationRecord) -> str:
 
 
 def message_usage(record: GenerationRecord, prompt_tokens: int, policy: BudgetPolicy, preset: str) -> dict[str, Any]:
-    account = usage(record, prompt_tokens, policy, preset)
+    account = usage([record], prompt_tokens, policy, preset)
     return {"input_tokens": prompt_tokens, "output_tokens": account["completion_tokens"],
             "output_tokens_details": {"thinking_tokens": record.thinking_tokens}, "m1": account["m1"]}
 

@@ -2,7 +2,7 @@
 
 Request bodies are parsed strictly: unknown fields, wrong types and values out of range are a
 400 naming the field (`param`), never silently ignored. OpenAI fields the server does not
-implement (tools, logprobs, penalties, n > 1, …) are accepted only at their neutral value.
+implement (tools, penalties, best_of > 1, …) are accepted only at their neutral value.
 Before any of that, `decode_body` reads only plain JSON (RFC 8259) and turns anything else into a
 400 saying what is wrong: bytes that are not UTF-8, bad syntax, NaN/Infinity, numbers a double
 cannot hold, integer literals over `MAX_INT_DIGITS`, lone surrogate escapes, nesting deeper than
@@ -26,6 +26,24 @@ The m1 fields, on both endpoints:
                          probe_tokens shrinks to max_tokens)
     stream_probes        with stream: true, each probe is also sent as a chunk of its own (empty
                          delta) whose `m1.probe` is the probe's entry of `usage.m1.trajectory`
+    vote                 majority | weighted, with n > 1: the choices' answers voted on
+                         (`m1.scoring.vote`), in `usage.m1.vote`. With the prompt's option letters
+                         (`choices`, or `early_exit.choices`) each choice's answer is the letter its
+                         reply gives (strict extraction); without them, its whole answer, normalised.
+                         weighted weighs each choice by its letter's probability, read once thinking
+                         ends (BudgetPolicy.answer_probability): it needs the letters and a preset
+                         that thinks
+    choices              the prompt's option letters (["A", "B", …]) for vote; early_exit.choices
+                         are the same letters (send either, or the same in both). With a vote they
+                         also serve early exit's probes
+
+OpenAI's sampling fields: `n` (1 … the server's limit, 16 unless set lower) choices, each its own
+sample: choice i draws with `choice_policy(policy, i)`'s seed (choice 0 with the request's own, so
+n = 1 is the same draw as ever); the n share one batch and their prompt's prefill. With temperature
+0 the n choices are one greedy draw n times (accepted, as OpenAI does; `usage.m1.identical` says so).
+`logprobs` (chat: true, with `top_logprobs` 0 … 20 alternatives; completions: the count 0 … 20)
+gives each generated ANSWER token's log-probability (the thinking's and inserted text's are not in
+it): the model's own distribution before temperature and top-p, as vLLM's raw logprobs.
 
 Early exit needs a preset with a forced-answer prefix (m1, think-tags): a probe appends it.
 
@@ -60,7 +78,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
@@ -69,6 +87,7 @@ from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit, Sampling
 from m1.engine.probe import LetterReader
 from m1.engine.wire.effort import DEFAULT_EFFORT_TABLE, EffortName, EffortTable
 from m1.engine.wire.errors import bad_request
+from m1.scoring.vote import METHODS as VOTE_METHODS
 
 MAX_STOPS = 4
 MAX_STOP_CHARS = 128
@@ -85,8 +104,7 @@ MAX_INT_DIGITS = 100
 
 # OpenAI fields m1 serve does not implement, and the values that mean "not asked for".
 NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (None, 1), "best_of": (None, 1), "echo": (None, False), "suffix": (None, ""),
-    "logprobs": (None, False), "top_logprobs": (None, 0), "frequency_penalty": (None, 0, 0.0),
+    "best_of": (None, 1), "echo": (None, False), "suffix": (None, ""), "frequency_penalty": (None, 0, 0.0),
     "presence_penalty": (None, 0, 0.0), "logit_bias": (None, {}), "tools": (None, []), "tool_choice": (None, "none"),
     "functions": (None, []), "function_call": (None, "none"), "parallel_tool_calls": (None, False),
     "response_format": (None, {"type": "text"}), "audio": (None,), "modalities": (None, ["text"]),
@@ -176,6 +194,9 @@ class _Common(_Strict):
     thinking_token_budget: StrictInt | None = None  # vLLM
     thinking_budget_tokens: StrictInt | None = None  # llama.cpp server
     reasoning: ReasoningRequest | None = None  # OpenRouter
+    n: StrictInt | None = None  # choices, each its own sample (OpenAI's field)
+    vote: StrictStr | None = None
+    choices: list[StrictStr] | None = None  # the prompt's option letters, for vote
     # vLLM's names, so that clients written for vLLM (m1's OpenAI backend) work unchanged
     stop_token_ids: list[StrictInt] | None = None
     skip_special_tokens: StrictBool | None = None
@@ -185,10 +206,13 @@ class _Common(_Strict):
 class CompletionRequest(_Common):
     prompt: StrictStr | list[StrictInt] | list[StrictStr] | list[list[StrictInt]]
     return_token_ids: StrictBool | None = None
+    logprobs: StrictInt | None = None  # the legacy API's: top alternatives per answer token
 
 
 class ChatRequest(_Common):
     messages: list[ChatMessage]
+    logprobs: StrictBool | None = None
+    top_logprobs: StrictInt | None = None
 
 
 def field_names(kind: type[BaseModel]) -> frozenset[str]:
@@ -226,6 +250,7 @@ class Limits:
     default_preset: str = "m1"
     default_early_exit: EarlyExit | None = None  # what thinking_budget "auto" asks for
     effort_table: EffortTable | None = None  # reasoning_effort's budgets (None: DEFAULT_EFFORT_TABLE)
+    max_samples: int = 16  # n: choices one request may ask for
 
 
 @dataclass(frozen=True)
@@ -237,6 +262,9 @@ class Plan:
     preset: str
     choices: tuple[str, ...] | None = None
     hide_reasoning: bool = False  # OpenRouter's reasoning.exclude: thinking runs and is counted, not shown
+    n: int = 1  # choices to draw (`choice_policy(policy, i)` each)
+    vote: str | None = None  # "majority" | "weighted" over the choices' answers
+    logprobs: int | None = None  # None: not asked; k: the answer tokens' logprobs with k alternatives
 
 
 JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
@@ -495,7 +523,7 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
         plain = BudgetPolicy.from_preset("no-think", answer_stops=stops, max_answer_tokens=max_tokens,
                                          sampling=sampling)
         check_stream_probes(request, None)
-        return Plan(plain, "none")
+        return sample_plan(request, limits, tokenizer, Plan(plain, "none"))
 
     base = PRESETS[preset]
     # Early exit on such a preset gets the engine's own reason below.
@@ -527,10 +555,11 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
     if early_exit is not None:
         overrides["early_exit"] = early_exit
     try:
-        return Plan(BudgetPolicy.from_preset(preset, **overrides), preset, choices,
+        plan = Plan(BudgetPolicy.from_preset(preset, **overrides), preset, choices,
                     hide_reasoning=thinking.hide_reasoning)
     except ValueError as err:  # anything the checks above missed is still the request's fault
         raise bad_request(f"these budget settings are not valid: {err}", "budget_preset") from None
+    return sample_plan(request, limits, tokenizer, plan)
 
 
 def early_exit_settings(request: _Common, limits: Limits, preset: str, budget: int, max_tokens: int, *,
@@ -577,23 +606,78 @@ def early_exit_settings(request: _Common, limits: Limits, preset: str, budget: i
     return early_exit
 
 
-def probe_choices(asked: EarlyExitRequest | None, tokenizer: Any) -> tuple[str, ...] | None:
-    """`early_exit.choices`, checked: 2 to `MAX_CHOICES` distinct letters, each readable as one token."""
+def probe_choices(asked: EarlyExitRequest | None, tokenizer: Any, *,
+                  param: str = "early_exit.choices") -> tuple[str, ...] | None:
+    """`early_exit.choices` (or the vote's `choices`), checked: 2 to `MAX_CHOICES` distinct letters,
+    each readable as one token."""
     if asked is None or asked.choices is None:
         return None
     letters = asked.choices
     if not 2 <= len(letters) <= MAX_CHOICES:
-        raise bad_request(f"early_exit.choices takes 2 to {MAX_CHOICES} option letters; got {len(letters)}",
-                          "early_exit.choices")
+        raise bad_request(f"{param} takes 2 to {MAX_CHOICES} option letters; got {len(letters)}", param)
     if len(set(letters)) < len(letters):
-        raise bad_request("early_exit.choices holds a letter twice", "early_exit.choices")
+        raise bad_request(f"{param} holds a letter twice", param)
     readable = set(LetterReader(tokenizer, letters).ids.values())
     for letter in letters:
         if letter not in readable:
-            raise bad_request(f"early_exit.choices: {letter!r} is not one token of this model (as {letter!r} or "
+            raise bad_request(f"{param}: {letter!r} is not one token of this model (as {letter!r} or "
                               f"{' ' + letter!r}), so a probe cannot read its probability; use the prompt's option "
-                              "letters (A, B, C, …)", "early_exit.choices")
+                              "letters (A, B, C, …)", param)
     return tuple(letters)
+
+
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit
+
+
+def sample_plan(request: _Common, limits: Limits, tokenizer: Any, plan: Plan) -> Plan:
+    """The plan with what the request asks of its samples: `n` choices, a `vote` over them (with the
+    prompt's option letters, `choices`), and the answer tokens' logprobs; every value checked."""
+    n = 1 if request.n is None else request.n
+    if not 1 <= n <= limits.max_samples:
+        raise bad_request(f"n must be between 1 and {limits.max_samples} (this server's limit on choices per "
+                          f"request); got {n}", "n")
+    policy, letters = plan.policy, plan.choices
+    if request.choices is not None:
+        if request.vote is None:
+            raise bad_request("choices are the option letters a vote reads; send them with vote (early exit's "
+                              "probes take theirs as early_exit.choices)", "choices")
+        letters = probe_choices(EarlyExitRequest(choices=request.choices), tokenizer, param="choices")
+        if plan.choices is not None and plan.choices != letters:
+            raise bad_request("choices and early_exit.choices disagree: they are the same prompt's option letters; "
+                              "send one of them, or the same letters in both", "choices")
+    if request.vote is not None:
+        if request.vote not in VOTE_METHODS:
+            raise bad_request(f"unknown vote {request.vote!r}; choose one of {', '.join(VOTE_METHODS)}", "vote")
+        if n < 2:
+            raise bad_request("vote needs n > 1: it chooses among several choices", "vote")
+        if request.vote == "weighted":
+            if letters is None:
+                raise bad_request("vote 'weighted' weighs each choice by its answer letter's probability: send "
+                                  "the prompt's option letters as choices (e.g. [\"A\", \"B\", \"C\"]), or use "
+                                  "vote 'majority'", "vote")
+            if not (policy.thinking and policy.answer_after_budget):
+                raise bad_request("vote 'weighted' reads the letters at the forced answer after thinking, and "
+                                  f"budget_preset {plan.preset!r} does not think: use a thinking preset or vote "
+                                  "'majority'", "vote")
+            policy = policy.model_copy(update={"answer_probability": True})
+    logprobs = answer_logprobs(request)
+    if logprobs is not None:
+        policy = policy.model_copy(update={"answer_logprobs": logprobs})
+    return replace(plan, policy=policy, choices=letters, n=n, vote=request.vote, logprobs=logprobs)
+
+
+def answer_logprobs(request: _Common) -> int | None:
+    """Chat `logprobs: true` (+ `top_logprobs: k`) or completions `logprobs: k` as k; None when not asked."""
+    if isinstance(request, ChatRequest):
+        top = request.top_logprobs
+        if top is not None and not request.logprobs:
+            raise bad_request("top_logprobs needs logprobs: true", "top_logprobs")
+        check_range(top, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+        return (top or 0) if request.logprobs else None
+    if isinstance(request, CompletionRequest):
+        check_range(request.logprobs, "logprobs", 0, MAX_TOP_LOGPROBS)
+        return request.logprobs
+    return None
 
 
 def check_stream_probes(request: _Common, early_exit: EarlyExit | None) -> None:

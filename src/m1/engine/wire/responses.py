@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from m1.engine.controller import GenerationRecord, tokens_saved
 from m1.engine.policy import BudgetPolicy
+from m1.scoring.extract import extract_answer
+from m1.scoring.vote import decide, normalise_answer
 
 log = logging.getLogger("m1.serving")
 
@@ -56,32 +59,47 @@ def finish_reason(record: GenerationRecord) -> str:
     return "length" if record.answer_end == "length" else "stop"
 
 
-def usage(record: GenerationRecord, prompt_tokens: int, policy: BudgetPolicy, preset: str) -> dict[str, Any]:
-    generated = record.thinking_tokens + record.answer_tokens
+def usage(records: Sequence[GenerationRecord], prompt_tokens: int, policy: BudgetPolicy, preset: str, *,
+          vote: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAI's usage over every choice (the prompt counted once) and m1's account: one choice's
+    block as it stands, or for n > 1 `{n, identical, choices: [block, …], vote}`."""
+    thinking = sum(record.thinking_tokens for record in records)
+    generated = thinking + sum(record.answer_tokens for record in records)
+    blocks = [m1_block(record, policy, preset) for record in records]
+    if len(records) == 1:
+        m1 = blocks[0]
+    else:
+        # Greedy decoding has no seed to vary: every choice is the same draw, and says so.
+        m1 = {"n": len(records), "identical": policy.sampling.temperature == 0, "choices": blocks, "vote": vote}
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": generated,
         "total_tokens": prompt_tokens + generated,
-        "completion_tokens_details": {"reasoning_tokens": record.thinking_tokens},
-        "m1": {
-            "budget_preset": preset,
-            "thinking_budget": policy.max_thinking_tokens if policy.thinking else 0,
-            "thinking_tokens": record.thinking_tokens,
-            "answer_tokens": record.answer_tokens,
-            "max_answer_tokens": policy.max_answer_tokens,
-            "inserted_tokens": record.inserted_tokens,
-            "extensions_used": record.extensions_used,
-            "num_extensions": policy.num_extensions if policy.thinking else 0,
-            "min_thinking_tokens": policy.min_thinking_tokens,
-            "thinking_end": record.thinking_end,
-            "answer_end": record.answer_end,
-            "probes": len(record.probes or ()),
-            "probe_tokens": record.probe_tokens,
-            "probe_seconds": round(record.probe_seconds, 6),
-            "tokens_saved": tokens_saved(record, policy.max_thinking_tokens),
-            "exit_rule": record.exit_rule,
-            "trajectory": record.probes,  # null without early exit
-        },
+        "completion_tokens_details": {"reasoning_tokens": thinking},
+        "m1": m1,
+    }
+
+
+def m1_block(record: GenerationRecord, policy: BudgetPolicy, preset: str) -> dict[str, Any]:
+    """m1's account of one choice: budgets, tokens, how thinking and the answer ended, probes."""
+    return {
+        "budget_preset": preset,
+        "thinking_budget": policy.max_thinking_tokens if policy.thinking else 0,
+        "thinking_tokens": record.thinking_tokens,
+        "answer_tokens": record.answer_tokens,
+        "max_answer_tokens": policy.max_answer_tokens,
+        "inserted_tokens": record.inserted_tokens,
+        "extensions_used": record.extensions_used,
+        "num_extensions": policy.num_extensions if policy.thinking else 0,
+        "min_thinking_tokens": policy.min_thinking_tokens,
+        "thinking_end": record.thinking_end,
+        "answer_end": record.answer_end,
+        "probes": len(record.probes or ()),
+        "probe_tokens": record.probe_tokens,
+        "probe_seconds": round(record.probe_seconds, 6),
+        "tokens_saved": tokens_saved(record, policy.max_thinking_tokens),
+        "exit_rule": record.exit_rule,
+        "trajectory": record.probes,  # null without early exit
     }
 
 
@@ -92,42 +110,108 @@ def continuation_ids(record: GenerationRecord) -> list[int] | None:
     return [token for _kind, ids in record.trace for token in ids]
 
 
-def chat_response(request_id: str, model: str, record: GenerationRecord, policy: BudgetPolicy,
-                  prompt_tokens: int, preset: str) -> dict[str, Any]:
-    message = {
-        "role": "assistant",
-        "content": visible_answer(policy, record.reply),
-        "reasoning_content": record.thinking if policy.thinking else None,
-    }
+def chat_response(request_id: str, model: str, records: Sequence[GenerationRecord], policy: BudgetPolicy,
+                  prompt_tokens: int, preset: str, *, vote: dict[str, Any] | None = None,
+                  logprobs: int | None = None) -> dict[str, Any]:
+    """A chat.completion body: one choice per record, in order."""
+    choices = []
+    for index, record in enumerate(records):
+        message = {
+            "role": "assistant",
+            "content": visible_answer(policy, record.reply),
+            "reasoning_content": record.thinking if policy.thinking else None,
+        }
+        choices.append({"index": index, "message": message, "logprobs": chat_logprobs(record, logprobs),
+                        "finish_reason": finish_reason(record)})
     return {
         "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(record)}],
-        "usage": usage(record, prompt_tokens, policy, preset),
+        "choices": choices, "usage": usage(records, prompt_tokens, policy, preset, vote=vote),
     }
 
 
-def completion_response(request_id: str, model: str, record: GenerationRecord, policy: BudgetPolicy,
-                        prompt_tokens: int, preset: str, *, with_ids: bool) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "text": record.thinking + record.reply, "logprobs": None,
-                              "finish_reason": finish_reason(record)}
-    if with_ids:
-        choice["token_ids"] = continuation_ids(record)
+def completion_response(request_id: str, model: str, records: Sequence[GenerationRecord], policy: BudgetPolicy,
+                        prompt_tokens: int, preset: str, *, with_ids: bool, vote: dict[str, Any] | None = None,
+                        logprobs: int | None = None) -> dict[str, Any]:
+    """A text_completion body: one choice per record, in order."""
+    choices = []
+    for index, record in enumerate(records):
+        choice: dict[str, Any] = {"index": index, "text": record.thinking + record.reply,
+                                  "logprobs": completion_logprobs(record, logprobs),
+                                  "finish_reason": finish_reason(record)}
+        if with_ids:
+            choice["token_ids"] = continuation_ids(record)
+        choices.append(choice)
     return {
         "id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
-        "choices": [choice], "usage": usage(record, prompt_tokens, policy, preset),
+        "choices": choices, "usage": usage(records, prompt_tokens, policy, preset, vote=vote),
     }
+
+
+def _token(text: str, logprob: float) -> dict[str, Any]:
+    return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+
+def chat_logprobs(record: GenerationRecord, top: int | None) -> dict[str, Any] | None:
+    """A chat choice's `logprobs` (None when not asked): the generated answer tokens, as OpenAI shapes them."""
+    if top is None:
+        return None
+    content = [_token(entry["token"], entry["logprob"])
+               | {"top_logprobs": [_token(text, logprob) for text, logprob in entry["top"][:top]]}
+               for entry in record.answer_logprobs or ()]
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(record: GenerationRecord, top: int | None) -> dict[str, Any] | None:
+    """A completion choice's `logprobs` (None when not asked): the generated answer tokens, each at its
+    offset in the choice's `text` (the answer is its end)."""
+    if top is None:
+        return None
+    entries = record.answer_logprobs or []
+    offset = len(record.thinking + record.reply) - len("".join(entry["token"] for entry in entries))
+    tokens, token_logprobs, tops, offsets = [], [], [], []
+    for entry in entries:
+        tokens.append(entry["token"])
+        token_logprobs.append(entry["logprob"])
+        tops.append(dict(entry["top"][:top]))
+        offsets.append(offset)
+        offset += len(entry["token"])
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops, "text_offset": offsets}
+
+
+def vote_block(records: Sequence[GenerationRecord], policy: BudgetPolicy, method: str,
+               letters: Sequence[str] | None) -> dict[str, Any]:
+    """`usage.m1.vote`: the choices' answers voted on by `m1.scoring.vote`'s rule.
+
+    With the prompt's option letters, each choice's answer is the letter strict extraction reads in
+    its reply (weighted: weighing the answer read's probability of that letter); without them, the
+    choice's whole answer, normalised. {method, answer, share, votes: {answer: count or weight}, answers}.
+    """
+    if letters:
+        options = dict.fromkeys(letters, "")  # the server knows the letters, not the options' texts
+        answers = [extract_answer(record.reply, options, "strict").letter for record in records]
+    else:
+        answers = [normalise_answer(visible_answer(policy, record.reply)) for record in records]
+    confidences = None
+    if method == "weighted":
+        confidences = [((record.answer_read or {}).get("letters") or {}).get(answer, 0.0) if answer else 0.0
+                       for record, answer in zip(records, answers)]
+    found = decide(method, answers, confidences)  # type: ignore[arg-type]
+    return {"method": found.method, "answer": found.answer, "share": round(found.share, 6),
+            "votes": {answer: round(value, 6) for answer, value in found.votes.items()}, "answers": answers}
 
 
 def chunk(request_id: str, model: str, *, chat: bool, delta: dict[str, Any] | None = None, text: str = "",
           finish: str | None = None, usage_block: dict[str, Any] | None = None,
-          no_choices: bool = False, m1: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One server-sent event body: a chat delta or a completion text piece (`m1`: m1's own field)."""
+          no_choices: bool = False, m1: dict[str, Any] | None = None, index: int = 0,
+          logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One server-sent event body: a chat delta or a completion text piece of choice `index` (`m1`:
+    m1's own field; `logprobs`: a choice's whole answer, sent with its last chunk)."""
     if no_choices:
         choices: list[dict[str, Any]] = []
     elif chat:
-        choices = [{"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish}]
+        choices = [{"index": index, "delta": delta or {}, "logprobs": logprobs, "finish_reason": finish}]
     else:
-        choices = [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]
+        choices = [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]
     body = {"id": request_id, "object": "chat.completion.chunk" if chat else "text_completion",
             "created": int(time.time()), "model": model, "choices": choices}
     if usage_block is not None:
