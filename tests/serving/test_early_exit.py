@@ -158,7 +158,7 @@ def test_usage_reports_the_probes_and_the_budget_left_at_exit(probabilities: lis
     policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=budget,
                                       early_exit={"every": every, "threshold": threshold})
     record = record_of(policy, probabilities)
-    block = usage(record, 10, policy, "m1")
+    block = usage([record], 10, policy, "m1")
     m1 = block["m1"]
     settled = next((i for i, p in enumerate(probabilities) if p >= threshold), None)
     probes = settled + 1 if settled is not None else budget // every - 1  # none at B: thinking is over
@@ -174,7 +174,7 @@ def test_usage_reports_the_probes_and_the_budget_left_at_exit(probabilities: lis
 
 def test_usage_without_early_exit_has_no_probes() -> None:
     policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=32)
-    m1 = usage(record_of(policy, []), 10, policy, "m1")["m1"]
+    m1 = usage([record_of(policy, [])], 10, policy, "m1")["m1"]
     assert (m1["probes"], m1["probe_tokens"], m1["tokens_saved"], m1["exit_rule"], m1["trajectory"]) == (
         0, 0, 0, None, None)
 

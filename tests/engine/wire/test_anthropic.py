@@ -134,7 +134,7 @@ def test_the_reply_is_an_anthropic_message(thinking: bool) -> None:
     assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
     assert message.usage.input_tokens == 20 and message.usage.output_tokens == record.thinking_tokens + 4
     assert message.usage.output_tokens_details.thinking_tokens == record.thinking_tokens
-    assert message.usage.model_extra["m1"] == usage(record, 20, policy, "m1")["m1"]
+    assert message.usage.model_extra["m1"] == usage([record], 20, policy, "m1")["m1"]
     cut = wire.message_response("msg_2", "m", record_for(policy, answer_end="length"), policy, 20, "m1")
     assert cut["stop_reason"] == "max_tokens"
 
