@@ -21,10 +21,10 @@ What each endpoint returns:
 - a probe chunk (streaming with `stream_probes`): an ordinary chunk with an empty delta (chat) or
   empty text (completions), so any OpenAI client reads past it, and `m1: {"probe": entry}`.
 
-Streaming sends the same text as the non-streaming reply, in pieces. Where a stop string spans
-several tokens, the engine's live text may already hold its first tokens when the stop is found;
-the last few characters of each phase are therefore held back until the round's outcome is known
-and the final record settles them (`StreamShaper`).
+Streaming sends the same text as the non-streaming reply, in pieces, as soon as it can: only a
+tail of the live text that may be the beginning of a stop string spanning several tokens is held
+back until the next piece shows whether it is one; a complete stop and anything after it are never
+sent, and the final record settles whatever was held (`StreamShaper`).
 """
 
 from __future__ import annotations
@@ -143,12 +143,11 @@ class _Channel:
     def __init__(self) -> None:
         self.sent = ""
 
-    def offer(self, target: str, holdback: int) -> str:
+    def offer(self, target: str) -> str:
+        """Send what `target` adds to the text sent (nothing if the live text diverged from it)."""
         if not target.startswith(self.sent):
-            return ""  # the live text diverged from what was sent; the final record settles it
-        upto = max(len(self.sent), len(target) - holdback)
-        delta = target[len(self.sent):upto]
-        self.sent += delta
+            return ""  # the final record settles it
+        delta, self.sent = target[len(self.sent):], target
         return delta
 
     def finish(self, final: str, field: str) -> str:
@@ -160,59 +159,114 @@ class _Channel:
         return delta
 
 
-def holdback(stops: tuple[str, ...], tokenizer: Any) -> int:
-    """Characters to hold back: none when every stop is one token (matched before it is shown)."""
-    multi = [s for s in stops if len(tokenizer.encode(s, add_special_tokens=False)) > 1]
-    return max((len(s) for s in multi), default=-16) + 16
-
-
-def trim_partial_stop(text: str, stops: tuple[str, ...]) -> str:
-    """Drop a tail that is the beginning of a stop string (its tokens were cut with the stop)."""
+def partial_stop(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of one of `stops` (0: none)."""
+    held = 0
     for stop in stops:
-        for k in range(len(stop) - 1, 0, -1):
-            if text.endswith(stop[:k]):
-                return text[:-k]
-    return text
+        for size in range(min(len(stop) - 1, len(text)), held, -1):
+            if text.endswith(stop[:size]):
+                held = size
+                break
+    return held
+
+
+def first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    """Where the first complete stop string in `text` begins (None: there is none)."""
+    return min((text.index(stop) for stop in stops if stop and stop in text), default=None)
+
+
+class _Stops:
+    """One phase's stop strings: how much of its live text may be shown."""
+
+    def __init__(self, stops: tuple[str, ...], tokenizer: Any):
+        self.stops = stops
+        # A one-token stop arrives whole, so a tail that merely looks like its start ("<|im") is
+        # text the model wrote; only a stop spanning tokens can be half-way there.
+        self.spanning = tuple(s for s in stops if len(tokenizer.encode(s, add_special_tokens=False)) > 1)
+
+    def showable(self, text: str) -> int:
+        """Characters of `text` that are not a stop, after one, or the start of one."""
+        cut = first_stop(text, self.stops)
+        if cut is not None:
+            return cut
+        return len(text) - partial_stop(text, self.spanning)
 
 
 class StreamShaper:
     """Turns the engine's (phase, text) pieces into stream deltas for one response.
 
     Chat: `reasoning_content` during thinking, `content` during the answer. Completions: `text`.
-    `finish(record)` returns whatever the live text had not yet sent, so a stream adds up to the
-    non-streaming reply.
+    Text streams at once, except a tail that may still turn into a stop spanning several tokens
+    (thinking stops while thinking, answer stops while answering); it goes out with the next piece
+    that shows it was not one. `finish(record)` returns whatever the live text had not yet sent, so
+    a stream adds up to the non-streaming reply.
+
+    A thinking round ends where the next one's extension string or the answer begins. A complete
+    stop in the round's live text was cut with everything after it. A tail that looked like the
+    start of a stop cannot be told apart: the backends that hold such tails back themselves send
+    it only when the round kept it, a backend that does not would have had it cut. So nothing from
+    there on is sent until the record settles it; it is rare (text that ends in "</thi" just
+    before a stop), and it keeps the stream exact either way.
     """
 
     def __init__(self, policy: BudgetPolicy, tokenizer: Any, *, chat: bool):
         self.policy, self.chat = policy, chat
-        self.think_hold = holdback(policy.think_stops, tokenizer) if policy.thinking else 0
-        self.answer_hold = holdback(policy.answer_stops, tokenizer)
+        self.think_stops = _Stops(policy.think_stops if policy.thinking else (), tokenizer)
+        self.answer_stops = _Stops(policy.answer_stops, tokenizer)
+        self.marker = answer_marker(policy)
+        self.extensions = (policy.extension_str, " " + policy.extension_str)
         self.raw_think, self.raw_answer, self.in_answer = "", "", False
+        self.round_start = 0  # where the live thinking round began in raw_think
+        self.think_settled: int | None = None  # raw_think from here on waits for the record
         self.reasoning, self.content, self.text = _Channel(), _Channel(), _Channel()
+
+    def _end_round(self) -> None:
+        """The thinking round in raw_think[round_start:] is over: settle its end (see the class)."""
+        live = self.raw_think[self.round_start:]
+        cut = first_stop(live, self.think_stops.stops)
+        if cut is not None:
+            self.raw_think = self.raw_think[:self.round_start + cut]
+        elif self.think_settled is None and (held := partial_stop(live, self.think_stops.spanning)):
+            self.think_settled = len(self.raw_think) - held
+        self.round_start = len(self.raw_think)
+
+    def _thinking(self) -> str:
+        """The thinking that may be shown now."""
+        if self.in_answer:
+            upto = len(self.raw_think)
+        else:
+            upto = self.round_start + self.think_stops.showable(self.raw_think[self.round_start:])
+        if self.think_settled is not None:
+            upto = min(upto, self.think_settled)
+        return self.raw_think[:upto]
+
+    def _answer(self, answer: str) -> str:
+        """Of the answer text (`content` or the answer part of `text`), what may be shown now."""
+        return answer[:self.answer_stops.showable(answer)]
 
     def push(self, phase: str, piece: str) -> dict[str, str]:
         out: dict[str, str] = {}
         if phase == "think":
-            if self.think_hold and piece in (self.policy.extension_str, " " + self.policy.extension_str):
-                # An inserted extension ends a round: a partial stop before it was cut with the stop.
-                self.raw_think = trim_partial_stop(self.raw_think, self.policy.think_stops)
+            if piece in self.extensions and self.policy.num_extensions:
+                self._end_round()
             self.raw_think += piece
-            if self.chat:
-                out["reasoning_content"] = self.reasoning.offer(self.raw_think, self.think_hold)
-            else:
-                out["text"] = self.text.offer(self.raw_think, self.think_hold)
         else:
             if not self.in_answer:
+                self._end_round()
                 self.in_answer = True
-                if self.think_hold:
-                    self.raw_think = trim_partial_stop(self.raw_think, self.policy.think_stops)
-                if self.chat:
-                    out["reasoning_content"] = self.reasoning.offer(self.raw_think, 0)
             self.raw_answer += piece
-            if self.chat:
-                out["content"] = self.content.offer(visible_answer(self.policy, self.raw_answer), self.answer_hold)
-            else:
-                out["text"] = self.text.offer(self.raw_think + self.raw_answer, self.answer_hold)
+        thinking = self._thinking()
+        if self.chat:
+            out["reasoning_content"] = self.reasoning.offer(thinking)
+            # Stops are found in the answer as generated (`content` drops the leading whitespace a
+            # stop may begin with); it opens with its inserted marker, and nothing shows before that.
+            answer = self._answer(self.raw_answer)
+            if self.in_answer and (not self.marker or self.marker in answer):
+                out["content"] = self.content.offer(visible_answer(self.policy, answer))
+        else:
+            whole = len(thinking) == len(self.raw_think)
+            out["text"] = self.text.offer(thinking + self._answer(self.raw_answer) if self.in_answer and whole
+                                          else thinking)
         return {k: v for k, v in out.items() if v}
 
     def finish(self, record: GenerationRecord) -> dict[str, str]:
