@@ -171,6 +171,10 @@ class StopMatcher:
                 return start
         return None
 
+    def ending_ids(self, stops: tuple[str, ...]) -> frozenset[int]:
+        """Ids that end a round by themselves: end of sequence and the one-token stops."""
+        return self._plan(tuple(stops))[0]
+
     def lookahead(self, stops: tuple[str, ...]) -> int:
         """Tokens past a round's end that can still complete a stop begun before it (0: all one token)."""
         _, multi = self._plan(stops)
