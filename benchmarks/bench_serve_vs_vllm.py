@@ -258,9 +258,13 @@ def measure(name: str, url: str, pid: int, args: argparse.Namespace, plain_promp
         print(f"  {name} {key}: {figures[key]['tokens_per_s']:.1f} tok/s", flush=True)
 
     run_all([plain_job(url, plain_prompts[0], 8)], 1)  # warm-up, not counted
-    for concurrency in args.concurrency:
-        part(f"plain@{concurrency}", [plain_job(url, p, args.max_tokens) for p in plain_prompts], concurrency)
-    part("stream", [stream_job(url, p, args.max_tokens) for p in plain_prompts], args.stream_clients)
+    if "plain" in args.parts:
+        for concurrency in args.concurrency:
+            part(f"plain@{concurrency}", [plain_job(url, p, args.max_tokens) for p in plain_prompts], concurrency)
+    if "stream" in args.parts:
+        part("stream", [stream_job(url, p, args.max_tokens) for p in plain_prompts], args.stream_clients)
+    if "forcing" not in args.parts:
+        return figures
     policy = BudgetPolicy.from_preset("m1")
     if name == "m1":
         jobs = [m1_forcing_job(url, p, args) for p in think_prompts]
@@ -353,7 +357,9 @@ def main() -> int:
     parser.add_argument("--min-thinking", type=int, default=192, help="budget forcing: minimum thinking tokens")
     parser.add_argument("--extensions", type=int, default=4, help='budget forcing: K, "Wait" rounds at most')
     parser.add_argument("--answer-tokens", type=int, default=32, help="budget forcing: answer max_tokens")
-    parser.add_argument("--only", choices=("m1", "vllm"), help="run one server (debugging)")
+    parser.add_argument("--only", choices=("m1", "vllm"), help="one server, figures as JSON (debugging)")
+    parser.add_argument("--parts", nargs="+", choices=("plain", "stream", "forcing"),
+                        default=["plain", "stream", "forcing"], help="all three unless --only")
     args = parser.parse_args()
 
     tokenizer = load_tokenizer(resolve_model(MODEL))
@@ -371,7 +377,7 @@ def main() -> int:
             print(f"{name}: up in {time.perf_counter() - started:.0f} s at {url}", flush=True)
             figures[name] = measure(name, url, pid, args, plain, think, tokenizer)
         print(f"{name}: measured and stopped ({time.perf_counter() - started:.0f} s)", flush=True)
-    if args.only:
+    if args.only or len(args.parts) < 3:
         print(json.dumps(figures, indent=1))
         return 0
     return report(figures, args)

@@ -138,25 +138,30 @@ def chunk(request_id: str, model: str, *, chat: bool, delta: dict[str, Any] | No
 
 
 class _Channel:
-    """Text sent so far on one field; only ever extended."""
+    """How much of one live text was sent: its first `sent` characters, only ever more."""
 
-    def __init__(self) -> None:
-        self.sent = ""
+    def __init__(self, start: int = 0) -> None:
+        self.sent, self.pieces = start, []
 
-    def offer(self, target: str) -> str:
-        """Send what `target` adds to the text sent (nothing if the live text diverged from it)."""
-        if not target.startswith(self.sent):
-            return ""  # the final record settles it
-        delta, self.sent = target[len(self.sent):], target
-        return delta
-
-    def finish(self, final: str, field: str) -> str:
-        if not final.startswith(self.sent):
-            log.warning("streamed %s diverged from the final text (%d of %d characters sent)",
-                        field, len(self.sent), len(final))
+    def offer(self, text: str, upto: int) -> str:
+        """Send `text` up to `upto` (nothing if that is no further than sent)."""
+        if upto <= self.sent:
             return ""
-        delta, self.sent = final[len(self.sent):], final
+        delta, self.sent = text[self.sent:upto], upto
+        self.pieces.append(delta)
         return delta
+
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+def settle(sent: str, final: str, field: str) -> str:
+    """What the final text adds to what was sent (nothing if the live text diverged from it)."""
+    if not final.startswith(sent):
+        log.warning("streamed %s diverged from the final text (%d of %d characters sent)",
+                    field, len(sent), len(final))
+        return ""
+    return final[len(sent):]
 
 
 def partial_stop(text: str, stops: tuple[str, ...]) -> int:
@@ -170,26 +175,29 @@ def partial_stop(text: str, stops: tuple[str, ...]) -> int:
     return held
 
 
-def first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Where the first complete stop string in `text` begins (None: there is none)."""
-    return min((text.index(stop) for stop in stops if stop and stop in text), default=None)
+def first_stop(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
+    """Where the first complete stop string in `text[start:]` begins (None: there is none)."""
+    found = [text.find(stop, start) for stop in stops if stop]
+    return min((at for at in found if at >= 0), default=None)
 
 
 class _Stops:
-    """One phase's stop strings: how much of its live text may be shown."""
+    """One phase's stop strings, looked for in its live text as it grows (each piece: only its tail)."""
 
     def __init__(self, stops: tuple[str, ...], tokenizer: Any):
         self.stops = stops
         # A one-token stop arrives whole, so a tail that merely looks like its start ("<|im") is
         # text the model wrote; only a stop spanning tokens can be half-way there.
         self.spanning = tuple(s for s in stops if len(tokenizer.encode(s, add_special_tokens=False)) > 1)
+        self.longest = max((len(s) for s in stops), default=0)
 
-    def showable(self, text: str) -> int:
-        """Characters of `text` that are not a stop, after one, or the start of one."""
-        cut = first_stop(text, self.stops)
-        if cut is not None:
-            return cut
-        return len(text) - partial_stop(text, self.spanning)
+    def new_stop(self, text: str, begin: int, grown_from: int) -> int | None:
+        """A stop in text[begin:] that the text grown from `grown_from` characters completed."""
+        return first_stop(text, self.stops, max(begin, grown_from - self.longest + 1)) if self.stops else None
+
+    def held(self, text: str, begin: int) -> int:
+        """Characters at the end of text[begin:] that may begin a spanning stop."""
+        return partial_stop(text[max(begin, len(text) - self.longest):], self.spanning) if self.spanning else 0
 
 
 class StreamShaper:
@@ -198,8 +206,9 @@ class StreamShaper:
     Chat: `reasoning_content` during thinking, `content` during the answer. Completions: `text`.
     Text streams at once, except a tail that may still turn into a stop spanning several tokens
     (thinking stops while thinking, answer stops while answering); it goes out with the next piece
-    that shows it was not one. `finish(record)` returns whatever the live text had not yet sent, so
-    a stream adds up to the non-streaming reply.
+    that shows it was not one. A complete stop and anything after it are not sent. `finish(record)`
+    returns whatever the live text had not yet sent, so a stream adds up to the non-streaming reply.
+    Each piece costs the same however long the text grows.
 
     A thinking round ends where the next one's extension string or the answer begins. A complete
     stop in the round's live text was cut with everything after it. A tail that looked like the
@@ -214,67 +223,97 @@ class StreamShaper:
         self.think_stops = _Stops(policy.think_stops if policy.thinking else (), tokenizer)
         self.answer_stops = _Stops(policy.answer_stops, tokenizer)
         self.marker = answer_marker(policy)
-        self.extensions = (policy.extension_str, " " + policy.extension_str)
+        self.extensions = (policy.extension_str, " " + policy.extension_str) if policy.num_extensions else ()
         self.raw_think, self.raw_answer, self.in_answer = "", "", False
         self.round_start = 0  # where the live thinking round began in raw_think
+        self.think_cut: int | None = None  # a complete stop in the live round
         self.think_settled: int | None = None  # raw_think from here on waits for the record
-        self.reasoning, self.content, self.text = _Channel(), _Channel(), _Channel()
+        self.answer_cut: int | None = None
+        self.marker_end: int | None = None  # where the answer after its marker begins (chat)
+        # Chat: reasoning_content over raw_think, content over raw_answer (from the visible answer's
+        # first character, once known). Completions: text is raw_think's channel, then raw_answer's.
+        self.thought, self.answered = _Channel(), _Channel()
+        self.content: _Channel | None = None
 
     def _end_round(self) -> None:
         """The thinking round in raw_think[round_start:] is over: settle its end (see the class)."""
-        live = self.raw_think[self.round_start:]
-        cut = first_stop(live, self.think_stops.stops)
-        if cut is not None:
-            self.raw_think = self.raw_think[:self.round_start + cut]
-        elif self.think_settled is None and (held := partial_stop(live, self.think_stops.spanning)):
+        if self.think_cut is not None:
+            self.raw_think = self.raw_think[:self.think_cut]
+            if self.think_cut < self.thought.sent:  # it looked like text when it was sent
+                self.think_settled = min(self.think_cut, len(self.raw_think) if self.think_settled is None
+                                         else self.think_settled)
+        elif self.think_settled is None and (held := self.think_stops.held(self.raw_think, self.round_start)):
             self.think_settled = len(self.raw_think) - held
-        self.round_start = len(self.raw_think)
+        self.round_start, self.think_cut = len(self.raw_think), None
 
-    def _thinking(self) -> str:
-        """The thinking that may be shown now."""
+    def _thinking_upto(self) -> int:
+        """How much of raw_think may be shown now."""
         if self.in_answer:
             upto = len(self.raw_think)
+        elif self.think_cut is not None:
+            upto = self.think_cut
         else:
-            upto = self.round_start + self.think_stops.showable(self.raw_think[self.round_start:])
-        if self.think_settled is not None:
-            upto = min(upto, self.think_settled)
-        return self.raw_think[:upto]
+            upto = len(self.raw_think) - self.think_stops.held(self.raw_think, self.round_start)
+        return upto if self.think_settled is None else min(upto, self.think_settled)
 
-    def _answer(self, answer: str) -> str:
-        """Of the answer text (`content` or the answer part of `text`), what may be shown now."""
-        return answer[:self.answer_stops.showable(answer)]
+    def _answer_upto(self) -> int:
+        if self.answer_cut is not None:
+            return self.answer_cut
+        return len(self.raw_answer) - self.answer_stops.held(self.raw_answer, 0)
+
+    def _content(self, upto: int) -> str:
+        """The chat answer's next delta: after its inserted marker and leading whitespace (`visible_answer`)."""
+        if self.content is None:
+            if self.marker_end is None:
+                at = self.raw_answer.find(self.marker) if self.marker else 0
+                if at < 0:
+                    return ""  # the answer opens with its inserted marker; nothing shows before it
+                self.marker_end = at + len(self.marker)
+            start = self.marker_end
+            while start < upto and self.raw_answer[start].isspace():
+                start += 1
+            if start == upto:
+                return ""
+            self.content = _Channel(start)
+        return self.content.offer(self.raw_answer, upto)
 
     def push(self, phase: str, piece: str) -> dict[str, str]:
-        out: dict[str, str] = {}
         if phase == "think":
-            if piece in self.extensions and self.policy.num_extensions:
+            if piece in self.extensions:
                 self._end_round()
+            grown_from = len(self.raw_think)
             self.raw_think += piece
+            if self.think_cut is None:
+                self.think_cut = self.think_stops.new_stop(self.raw_think, self.round_start, grown_from)
         else:
             if not self.in_answer:
                 self._end_round()
                 self.in_answer = True
+            grown_from = len(self.raw_answer)
             self.raw_answer += piece
-        thinking = self._thinking()
+            if self.answer_cut is None:
+                self.answer_cut = self.answer_stops.new_stop(self.raw_answer, 0, grown_from)
+        upto = self._thinking_upto()
+        thinking = self.thought.offer(self.raw_think, upto)
+        answer = ""
+        if self.in_answer:
+            if self.chat:
+                answer = self._content(self._answer_upto())
+            elif self.thought.sent == len(self.raw_think):  # all the thinking went out: the answer may follow
+                answer = self.answered.offer(self.raw_answer, self._answer_upto())
         if self.chat:
-            out["reasoning_content"] = self.reasoning.offer(thinking)
-            # Stops are found in the answer as generated (`content` drops the leading whitespace a
-            # stop may begin with); it opens with its inserted marker, and nothing shows before that.
-            answer = self._answer(self.raw_answer)
-            if self.in_answer and (not self.marker or self.marker in answer):
-                out["content"] = self.content.offer(visible_answer(self.policy, answer))
+            out = {"reasoning_content": thinking, "content": answer}
         else:
-            whole = len(thinking) == len(self.raw_think)
-            out["text"] = self.text.offer(thinking + self._answer(self.raw_answer) if self.in_answer and whole
-                                          else thinking)
+            out = {"text": thinking + answer}
         return {k: v for k, v in out.items() if v}
 
     def finish(self, record: GenerationRecord) -> dict[str, str]:
         if self.chat:
             out = {}
             if self.policy.thinking:
-                out["reasoning_content"] = self.reasoning.finish(record.thinking, "reasoning_content")
-            out["content"] = self.content.finish(visible_answer(self.policy, record.reply), "content")
+                out["reasoning_content"] = settle(self.thought.text(), record.thinking, "reasoning_content")
+            content = self.content.text() if self.content is not None else ""
+            out["content"] = settle(content, visible_answer(self.policy, record.reply), "content")
         else:
-            out = {"text": self.text.finish(record.thinking + record.reply, "text")}
+            out = {"text": settle(self.thought.text() + self.answered.text(), record.thinking + record.reply, "text")}
         return {k: v for k, v in out.items() if v}
