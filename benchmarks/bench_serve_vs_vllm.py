@@ -303,13 +303,14 @@ def ratio_line(what: str, m1: float, vllm: float, target: str = "", good: bool |
 
 def report(figures: dict[str, dict], args: argparse.Namespace) -> int:
     m1, vl = figures["m1"], figures["vllm"]
-    print("\nserver  part         requests errors  wall s  generated  tok/s  CPU s/1k tok  lat p50  lat p99  "
+    print("\nserver  part         requests errors  wall s  req/s  generated  tok/s  CPU s/1k tok  lat p50  lat p99  "
           "ttft p50  ttft p99")
     for name, label in (("vllm", "vLLM"), ("m1", "m1")):
         for part, f in figures[name].items():
             ttft = f"{f['ttft_p50']:8.3f}  {f['ttft_p99']:8.3f}" if "ttft_p50" in f else ""
             per_k = 1000 * f["cpu"] / max(1, f["generated"])
-            print(f"{label:<7} {part:<12} {f['requests']:>8} {f['errors']:>6} {f['wall']:7.1f} {f['generated']:>10} "
+            print(f"{label:<7} {part:<12} {f['requests']:>8} {f['errors']:>6} {f['wall']:7.1f} "
+                  f"{f['requests'] / f['wall']:6.2f} {f['generated']:>10} "
                   f"{f['tokens_per_s']:6.1f} {per_k:13.1f} {f['latency_p50']:8.2f} {f['latency_p99']:8.2f} {ttft}")
             for error in f["first_errors"]:
                 print(f"    error: {error}")
