@@ -257,7 +257,9 @@ def measure(name: str, url: str, pid: int, args: argparse.Namespace, plain_promp
         figures[key] = summary(results, wall) | {"cpu": cpu_seconds(pid) - cpu}
         print(f"  {name} {key}: {figures[key]['tokens_per_s']:.1f} tok/s", flush=True)
 
-    run_all([plain_job(url, plain_prompts[0], 8)], 1)  # warm-up, not counted
+    # Warm-up, not counted: every prompt once, so that each part finds them in the prefix cache
+    # whichever part comes first (a cold first part measured prefill, the later ones did not).
+    run_all([plain_job(url, p, 1) for p in plain_prompts + think_prompts], 8)
     if "plain" in args.parts:
         for concurrency in args.concurrency:
             part(f"plain@{concurrency}", [plain_job(url, p, args.max_tokens) for p in plain_prompts], concurrency)
