@@ -27,3 +27,25 @@ def test_stream_holds_back_possible_stops(tokenizer, generated: str, kept: str) 
         assert kept.startswith("".join(shown))  # never anything the record will not contain
     stream.end_round(kept)
     assert "".join(shown) == kept
+
+
+@pytest.mark.parametrize(("generated", "stop"), [
+    ("A. Vitamin A\nB. Vitamin C\nC. more", "Vitamin C"),  # the stop begins inside " Vitamin"
+    ("so the answer is B.</think>\n\nB", "</think>"),
+    ("x\nQuestion: next one", "\nQuestion:"),
+])
+def test_stream_is_the_record_when_a_stop_begins_inside_a_token(tokenizer, generated: str, stop: str) -> None:
+    """The record keeps the tokens before the one a stop begins in; the stream shows no more."""
+    from m1.engine.backends.base import StopMatcher
+
+    matcher, shown, ids = StopMatcher(tokenizer), [], []
+    stream = TextStream(tokenizer, lambda phase, text, inserted: shown.append(text))
+    for token in tokenizer.encode(generated, add_special_tokens=False):
+        ids.append(token)
+        stream.push("answer", token, (stop,))
+        if matcher.match(ids, (stop,)) is not None:
+            break
+    kept = tokenizer.decode(matcher.strip(ids, (stop,)), skip_special_tokens=False)
+    assert kept.startswith("".join(shown))
+    stream.end_round(kept)
+    assert "".join(shown) == kept

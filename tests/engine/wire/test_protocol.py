@@ -19,7 +19,7 @@ from m1.engine.wire.protocol import (
     fit_answer_budget,
     parse,
 )
-from m1.engine.wire.responses import StreamShaper, trim_partial_stop, usage, visible_answer
+from m1.engine.wire.responses import StreamShaper, usage, visible_answer
 
 LIMITS = Limits(max_context=4096, max_thinking_tokens=4096)
 
@@ -154,11 +154,6 @@ def test_usage_is_an_honest_account() -> None:
     assert block["m1"]["inserted_tokens"] == 3 and block["m1"]["answer_tokens"] == 2
     assert (block["m1"]["thinking_budget"], block["m1"]["extensions_used"], block["m1"]["thinking_end"]) == (
         64, 1, "extensions_spent")
-
-
-def test_trim_partial_stop() -> None:
-    assert trim_partial_stop("so it is B</thi", ("</think>",)) == "so it is B"
-    assert trim_partial_stop("so it is B", ("</think>",)) == "so it is B"
 
 
 def test_stream_holds_back_a_stop_that_spans_tokens(tokenizer) -> None:

@@ -202,6 +202,10 @@ class StopMatcher:
                 return start
         return None
 
+    def ending_ids(self, stops: tuple[str, ...]) -> frozenset[int]:
+        """Ids that end a round by themselves: end of sequence and the one-token stops."""
+        return self._plan(tuple(stops))[0]
+
     def lookahead(self, stops: tuple[str, ...]) -> int:
         """Tokens past a round's end that can still complete a stop begun before it (0: all one token)."""
         _, multi = self._plan(stops)
@@ -231,12 +235,16 @@ class TextStream:
     """Turns generated ids into text deltas for a live display (`m1 ask`, `m1 serve` streaming).
 
     Text that might be the beginning of a stop string is held back until the next token shows
-    whether it is one, so a viewer never sees half of a stop that the record then leaves out.
+    whether it is one, so a viewer never sees half of a stop that the record then leaves out. It is
+    held from the start of the token it begins in: a round ended by a stop keeps the tokens before
+    the one the stop begins in (`StopMatcher`), so text that token holds before the stop (the space
+    of " Vitamin" for the stop "Vitamin C") is not the record's either.
     """
 
     def __init__(self, tokenizer: Any, emit: Callable[[str, str, bool], None]):
         self.tokenizer, self.emit = tokenizer, emit
         self.ids: list[int] = []
+        self.ends: list[int] = [0]  # length of the round's text at each token boundary decoded so far
         self.sent = ""
         self.phase = ""
 
@@ -250,12 +258,16 @@ class TextStream:
         text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
         if text.endswith("\ufffd"):
             return  # half of a multi-byte character: wait for the rest
-        self._send(_before_stops(text, stops))
+        safe = len(_before_stops(text, stops))
+        self.ends.append(len(text))
+        if safe < len(text):
+            safe = next(end for end in reversed(self.ends) if end <= safe)  # the held tail is short
+        self._send(text[:safe])
 
     def end_round(self, kept_text: str) -> None:
         """The round is over and `kept_text` is what it produced: show what was held back, if kept."""
         self._send(kept_text)
-        self.ids, self.sent = [], ""
+        self.ids, self.ends, self.sent = [], [0], ""
 
     def _send(self, text: str) -> None:
         if text.startswith(self.sent) and len(text) > len(self.sent):

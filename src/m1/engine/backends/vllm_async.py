@@ -113,8 +113,11 @@ class AsyncVLLMBackend:
         assert on_text is not None
         phase, stops = request.step.phase, request.step.stops
         stream = TextStream(rounds.tokenizer, lambda p, text, _inserted: on_text(0, p, text, False))
-        # Tokens that may turn out to be (the start of) a stop are shown only once the round ends.
-        hold = 1 + max((len(rounds.tokenizer.encode(s, add_special_tokens=False)) for s in stops), default=0)
+        # Each token is shown as it comes (holding tokens back delayed the first one by as many
+        # engine steps), except one that ends the round by itself (end of sequence, a one-token
+        # stop) and the lookahead past `keep`, which the round may be cut back from. The beginning
+        # of a longer stop the stream holds back as text, from the token it begins in.
+        ending = rounds.stops.ending_ids(stops)
         ids: list[int] = []
         positions: list[Any] = []  # logprobs, when the answer round asks for them
         finish, shown = None, 0
@@ -123,7 +126,7 @@ class AsyncVLLMBackend:
             ids.extend(completion.token_ids)
             positions.extend(completion.logprobs or ())
             finish = completion.finish_reason
-            while shown < len(ids) - hold:
+            while shown < min(len(ids), request.keep) and ids[shown] not in ending:
                 stream.push(phase, ids[shown], stops)
                 shown += 1
         result = Generated(ids, finish == "stop", logprobs=rounds.logprobs(request, ids, positions))

@@ -21,10 +21,10 @@ What each endpoint returns:
 - a probe chunk (streaming with `stream_probes`): an ordinary chunk with an empty delta (chat) or
   empty text (completions), so any OpenAI client reads past it, and `m1: {"probe": entry}`.
 
-Streaming sends the same text as the non-streaming reply, in pieces. Where a stop string spans
-several tokens, the engine's live text may already hold its first tokens when the stop is found;
-the last few characters of each phase are therefore held back until the round's outcome is known
-and the final record settles them (`StreamShaper`).
+Streaming sends the same text as the non-streaming reply, in pieces, as soon as it can: only a
+tail of the live text that may be the beginning of a stop string spanning several tokens is held
+back until the next piece shows whether it is one; a complete stop and anything after it are never
+sent, and the final record settles whatever was held (`StreamShaper`).
 """
 
 from __future__ import annotations
@@ -222,91 +222,184 @@ def chunk(request_id: str, model: str, *, chat: bool, delta: dict[str, Any] | No
 
 
 class _Channel:
-    """Text sent so far on one field; only ever extended."""
+    """How much of one live text was sent: its first `sent` characters, only ever more."""
 
-    def __init__(self) -> None:
-        self.sent = ""
+    def __init__(self, start: int = 0) -> None:
+        self.sent, self.pieces = start, []
 
-    def offer(self, target: str, holdback: int) -> str:
-        if not target.startswith(self.sent):
-            return ""  # the live text diverged from what was sent; the final record settles it
-        upto = max(len(self.sent), len(target) - holdback)
-        delta = target[len(self.sent):upto]
-        self.sent += delta
-        return delta
-
-    def finish(self, final: str, field: str) -> str:
-        if not final.startswith(self.sent):
-            log.warning("streamed %s diverged from the final text (%d of %d characters sent)",
-                        field, len(self.sent), len(final))
+    def offer(self, text: str, upto: int) -> str:
+        """Send `text` up to `upto` (nothing if that is no further than sent)."""
+        if upto <= self.sent:
             return ""
-        delta, self.sent = final[len(self.sent):], final
+        delta, self.sent = text[self.sent:upto], upto
+        self.pieces.append(delta)
         return delta
 
-
-def holdback(stops: tuple[str, ...], tokenizer: Any) -> int:
-    """Characters to hold back: none when every stop is one token (matched before it is shown)."""
-    multi = [s for s in stops if len(tokenizer.encode(s, add_special_tokens=False)) > 1]
-    return max((len(s) for s in multi), default=-16) + 16
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
-def trim_partial_stop(text: str, stops: tuple[str, ...]) -> str:
-    """Drop a tail that is the beginning of a stop string (its tokens were cut with the stop)."""
+def settle(sent: str, final: str, field: str) -> str:
+    """What the final text adds to what was sent (nothing if the live text diverged from it)."""
+    if not final.startswith(sent):
+        log.warning("streamed %s diverged from the final text (%d of %d characters sent)",
+                    field, len(sent), len(final))
+        return ""
+    return final[len(sent):]
+
+
+def partial_stop(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of one of `stops` (0: none)."""
+    held = 0
     for stop in stops:
-        for k in range(len(stop) - 1, 0, -1):
-            if text.endswith(stop[:k]):
-                return text[:-k]
-    return text
+        for size in range(min(len(stop) - 1, len(text)), held, -1):
+            if text.endswith(stop[:size]):
+                held = size
+                break
+    return held
+
+
+def first_stop(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
+    """Where the first complete stop string in `text[start:]` begins (None: there is none)."""
+    found = [text.find(stop, start) for stop in stops if stop]
+    return min((at for at in found if at >= 0), default=None)
+
+
+class _Stops:
+    """One phase's stop strings, looked for in its live text as it grows (each piece: only its tail)."""
+
+    def __init__(self, stops: tuple[str, ...], tokenizer: Any):
+        self.stops = stops
+        # A one-token stop arrives whole, so a tail that merely looks like its start ("<|im") is
+        # text the model wrote; only a stop spanning tokens can be half-way there.
+        self.spanning = tuple(s for s in stops if len(tokenizer.encode(s, add_special_tokens=False)) > 1)
+        self.longest = max((len(s) for s in stops), default=0)
+
+    def new_stop(self, text: str, begin: int, grown_from: int) -> int | None:
+        """A stop in text[begin:] that the text grown from `grown_from` characters completed."""
+        return first_stop(text, self.stops, max(begin, grown_from - self.longest + 1)) if self.stops else None
+
+    def held(self, text: str, begin: int) -> int:
+        """Characters at the end of text[begin:] that may begin a spanning stop."""
+        return partial_stop(text[max(begin, len(text) - self.longest):], self.spanning) if self.spanning else 0
 
 
 class StreamShaper:
     """Turns the engine's (phase, text) pieces into stream deltas for one response.
 
     Chat: `reasoning_content` during thinking, `content` during the answer. Completions: `text`.
-    `finish(record)` returns whatever the live text had not yet sent, so a stream adds up to the
-    non-streaming reply.
+    Text streams at once, except a tail that may still turn into a stop spanning several tokens
+    (thinking stops while thinking, answer stops while answering); it goes out with the next piece
+    that shows it was not one. A complete stop and anything after it are not sent. `finish(record)`
+    returns whatever the live text had not yet sent, so a stream adds up to the non-streaming reply.
+    Each piece costs the same however long the text grows.
+
+    A thinking round ends where the next one's extension string or the answer begins. A complete
+    stop in the round's live text was cut with everything after it. A tail that looked like the
+    start of a stop cannot be told apart: the backends that hold such tails back themselves send
+    it only when the round kept it, a backend that does not would have had it cut. So nothing from
+    there on is sent until the record settles it; it is rare (text that ends in "</thi" just
+    before a stop), and it keeps the stream exact either way.
     """
 
     def __init__(self, policy: BudgetPolicy, tokenizer: Any, *, chat: bool):
         self.policy, self.chat = policy, chat
-        self.think_hold = holdback(policy.think_stops, tokenizer) if policy.thinking else 0
-        self.answer_hold = holdback(policy.answer_stops, tokenizer)
+        self.think_stops = _Stops(policy.think_stops if policy.thinking else (), tokenizer)
+        self.answer_stops = _Stops(policy.answer_stops, tokenizer)
+        self.marker = answer_marker(policy)
+        self.extensions = (policy.extension_str, " " + policy.extension_str) if policy.num_extensions else ()
         self.raw_think, self.raw_answer, self.in_answer = "", "", False
-        self.reasoning, self.content, self.text = _Channel(), _Channel(), _Channel()
+        self.round_start = 0  # where the live thinking round began in raw_think
+        self.think_cut: int | None = None  # a complete stop in the live round
+        self.think_settled: int | None = None  # raw_think from here on waits for the record
+        self.answer_cut: int | None = None
+        self.marker_end: int | None = None  # where the answer after its marker begins (chat)
+        # Chat: reasoning_content over raw_think, content over raw_answer (from the visible answer's
+        # first character, once known). Completions: text is raw_think's channel, then raw_answer's.
+        self.thought, self.answered = _Channel(), _Channel()
+        self.content: _Channel | None = None
+
+    def _end_round(self) -> None:
+        """The thinking round in raw_think[round_start:] is over: settle its end (see the class)."""
+        if self.think_cut is not None:
+            self.raw_think = self.raw_think[:self.think_cut]
+            if self.think_cut < self.thought.sent:  # it looked like text when it was sent
+                self.think_settled = min(self.think_cut, len(self.raw_think) if self.think_settled is None
+                                         else self.think_settled)
+        elif self.think_settled is None and (held := self.think_stops.held(self.raw_think, self.round_start)):
+            self.think_settled = len(self.raw_think) - held
+        self.round_start, self.think_cut = len(self.raw_think), None
+
+    def _thinking_upto(self) -> int:
+        """How much of raw_think may be shown now."""
+        if self.in_answer:
+            upto = len(self.raw_think)
+        elif self.think_cut is not None:
+            upto = self.think_cut
+        else:
+            upto = len(self.raw_think) - self.think_stops.held(self.raw_think, self.round_start)
+        return upto if self.think_settled is None else min(upto, self.think_settled)
+
+    def _answer_upto(self) -> int:
+        if self.answer_cut is not None:
+            return self.answer_cut
+        return len(self.raw_answer) - self.answer_stops.held(self.raw_answer, 0)
+
+    def _content(self, upto: int) -> str:
+        """The chat answer's next delta: after its inserted marker and leading whitespace (`visible_answer`)."""
+        if self.content is None:
+            if self.marker_end is None:
+                at = self.raw_answer.find(self.marker) if self.marker else 0
+                if at < 0:
+                    return ""  # the answer opens with its inserted marker; nothing shows before it
+                self.marker_end = at + len(self.marker)
+            start = self.marker_end
+            while start < upto and self.raw_answer[start].isspace():
+                start += 1
+            if start == upto:
+                return ""
+            self.content = _Channel(start)
+        return self.content.offer(self.raw_answer, upto)
 
     def push(self, phase: str, piece: str) -> dict[str, str]:
-        out: dict[str, str] = {}
         if phase == "think":
-            if self.think_hold and piece in (self.policy.extension_str, " " + self.policy.extension_str):
-                # An inserted extension ends a round: a partial stop before it was cut with the stop.
-                self.raw_think = trim_partial_stop(self.raw_think, self.policy.think_stops)
+            if piece in self.extensions:
+                self._end_round()
+            grown_from = len(self.raw_think)
             self.raw_think += piece
-            if self.chat:
-                out["reasoning_content"] = self.reasoning.offer(self.raw_think, self.think_hold)
-            else:
-                out["text"] = self.text.offer(self.raw_think, self.think_hold)
+            if self.think_cut is None:
+                self.think_cut = self.think_stops.new_stop(self.raw_think, self.round_start, grown_from)
         else:
             if not self.in_answer:
+                self._end_round()
                 self.in_answer = True
-                if self.think_hold:
-                    self.raw_think = trim_partial_stop(self.raw_think, self.policy.think_stops)
-                if self.chat:
-                    out["reasoning_content"] = self.reasoning.offer(self.raw_think, 0)
+            grown_from = len(self.raw_answer)
             self.raw_answer += piece
+            if self.answer_cut is None:
+                self.answer_cut = self.answer_stops.new_stop(self.raw_answer, 0, grown_from)
+        upto = self._thinking_upto()
+        thinking = self.thought.offer(self.raw_think, upto)
+        answer = ""
+        if self.in_answer:
             if self.chat:
-                out["content"] = self.content.offer(visible_answer(self.policy, self.raw_answer), self.answer_hold)
-            else:
-                out["text"] = self.text.offer(self.raw_think + self.raw_answer, self.answer_hold)
+                answer = self._content(self._answer_upto())
+            elif self.thought.sent == len(self.raw_think):  # all the thinking went out: the answer may follow
+                answer = self.answered.offer(self.raw_answer, self._answer_upto())
+        if self.chat:
+            out = {"reasoning_content": thinking, "content": answer}
+        else:
+            out = {"text": thinking + answer}
         return {k: v for k, v in out.items() if v}
 
     def finish(self, record: GenerationRecord) -> dict[str, str]:
         if self.chat:
             out = {}
             if self.policy.thinking:
-                out["reasoning_content"] = self.reasoning.finish(record.thinking, "reasoning_content")
-            out["content"] = self.content.finish(visible_answer(self.policy, record.reply), "content")
+                out["reasoning_content"] = settle(self.thought.text(), record.thinking, "reasoning_content")
+            content = self.content.text() if self.content is not None else ""
+            out["content"] = settle(content, visible_answer(self.policy, record.reply), "content")
         else:
-            out = {"text": self.text.finish(record.thinking + record.reply, "text")}
+            out = {"text": settle(self.thought.text() + self.answered.text(), record.thinking + record.reply, "text")}
         return {k: v for k, v in out.items() if v}
 
 
