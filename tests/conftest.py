@@ -52,6 +52,9 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return module_group(nodeid.split("::")[0])
 
+    # Units in collection order (see pytest_collection_modifyitems), not xdist's default of most
+    # tests first: that put the one-test closed loop last, alone on a worker while the other idled.
+    config.option.loadscopereorder = False
     return SharedFixtureScheduling(config, log)
 
 

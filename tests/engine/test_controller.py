@@ -171,7 +171,7 @@ def test_total_cap_ends_thinking_before_the_thinking_budget() -> None:
     record = controller.record("p")
     assert steps[0].max_new_tokens == 30
     assert record.thinking_end == "budget_reached"
-    assert (record.answer_tokens, record.answer_end, record.answer) == (0, "length", "")
+    assert (record.answer_tokens, record.answer_end, record.answer, record.reply) == (0, "length", "", "")
     assert controller.done and controller.next_step() is None
 
 

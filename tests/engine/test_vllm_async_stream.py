@@ -40,7 +40,7 @@ class ScriptedEngine:
                 stop in text for stop in params.stop or [])
             finish = "stop" if stopped else "length" if len(ids) == params.max_tokens else None
             self.steps += 1
-            yield SimpleNamespace(outputs=[SimpleNamespace(token_ids=[token], finish_reason=finish)])
+            yield SimpleNamespace(outputs=[SimpleNamespace(token_ids=[token], finish_reason=finish, logprobs=None)])
             if finish:
                 return
 

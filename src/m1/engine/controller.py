@@ -377,15 +377,15 @@ class SampleController:
         rec.thinking = self._thinking_text
         rec.thinking_ids = self._thinking_ids if self._ids_complete else None
         insert = join_prefix(self.policy.think_start + self._thinking_text, prefix)
-        rec.reply = insert
         self._phase = "answer"
         room = self.policy.answer_room(rec.thinking_tokens)
         if room == 0:
-            # Thinking spent the total cap (max_total_tokens): no answer is generated, as OpenAI's
-            # max_completion_tokens does when reasoning uses it all.
+            # Thinking spent the total cap (max_total_tokens): no answer is generated, and no prefix
+            # inserted, as OpenAI's max_completion_tokens does when reasoning uses it all.
             rec.answer_end = "length"
             self._phase, self._pending = "done", None
             return
+        rec.reply = insert
         self._pending = Step("answer", insert, room, self.policy.answer_stops)
         if self._reads_answer():
             self._read_answer()

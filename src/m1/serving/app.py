@@ -435,7 +435,7 @@ def create_app(
         return ServerSentEvent(json.dumps(data, ensure_ascii=False), event=name, sep="\n")
 
     async def anthropic_events(job: Job, context: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
-        shaper = StreamShaper(job.policy, runner.tokenizer, chat=True)
+        shaper = StreamShaper(job.policy, runner.tokenizer, chat=True, ordered=True)
         events = anthropic.AnthropicStream(context["request_id"], served_model, job.policy, context["prompt_tokens"])
         done = False
         try:

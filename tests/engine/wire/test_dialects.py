@@ -251,3 +251,27 @@ def test_serve_refuses_a_bad_effort_table_before_loading_a_model(tmp_path: Path)
     result = CliRunner().invoke(app, ["serve", "--effort-table", str(path)])
     assert result.exit_code == 2 and str(path) in result.output
     assert "below medium's 2048" in result.output
+
+
+# ------------------------------------------------------------------ budgets against the server's limits
+
+
+@pytest.mark.parametrize("fields", [{"thinking_budget": 64}, {"thinking_token_budget": 64},
+                                    {"reasoning_effort": "high"}, {"reasoning": {"max_tokens": 64}}])
+def test_asking_for_thinking_on_a_no_think_server_default_is_refused(fields) -> None:
+    limits = Limits(max_context=4096, max_thinking_tokens=4096, default_preset="no-think")
+    with pytest.raises(APIError) as caught:
+        policy_of(limits, **fields)
+    assert caught.value.status == 400 and "default preset 'no-think'" in caught.value.message
+    assert caught.value.param == next(iter(fields)) or caught.value.param.startswith("reasoning")
+    assert policy_of(limits, reasoning_effort="none").preset == "no-think"  # turning it off is no fault
+
+
+def test_a_minimum_above_max_completion_tokens_names_the_minimum() -> None:
+    err = refused(max_completion_tokens=10, min_thinking_tokens=100, thinking_budget=500)
+    assert err.param == "min_thinking_tokens" and "max_completion_tokens" in err.message
+
+
+def test_an_effort_level_s_wait_rounds_are_capped_at_the_server_s_limit() -> None:
+    limits = Limits(max_context=4096, max_thinking_tokens=4096, max_extensions=1, effort_table=TABLE)
+    assert policy_of(limits, reasoning_effort="medium").policy.num_extensions == 1  # the table says 2

@@ -187,3 +187,31 @@ def test_partial_stop_and_first_stop() -> None:
     assert partial_stop("a <", ("</think>", "<|im_end|>")) == 1
     assert first_stop("a</think>b<|im_end|>", ("<|im_end|>", "</think>")) == 1
     assert first_stop("ab", ("</think>",)) is None
+
+
+def test_ordered_chat_sends_no_answer_before_the_held_thinking() -> None:
+    # A round that ends on what may begin the thinking stop ("</") holds that tail until the record.
+    # OpenAI's two fields grow side by side, so its answer may go first; Anthropic's blocks are
+    # consecutive, so with ordered=True the answer waits for the thinking.
+    from m1.engine.backends.base import load_tokenizer
+    from m1.engine.controller import GenerationRecord
+    from m1.engine.default_model import resolve_model
+    from m1.engine.policy import BudgetPolicy
+    from m1.engine.wire.responses import StreamShaper
+
+    policy = BudgetPolicy.from_preset("think-tags")
+    tokenizer = load_tokenizer(resolve_model("smollm2-135m"))
+    record = GenerationRecord(prompt="", thinking="a < b </", reply="\n</think>\n\nFinal Answer: 42")
+
+    def stream(ordered: bool) -> list[dict[str, str]]:
+        shaper = StreamShaper(policy, tokenizer, chat=True, ordered=ordered)
+        return [shaper.push("think", "a < b </"), shaper.push("answer", "\n</think>\n\nFinal Answer:"),
+                shaper.push("answer", " 42"), shaper.finish(record)]
+
+    for ordered in (False, True):
+        sent = stream(ordered)
+        assert "".join(d.get("reasoning_content", "") for d in sent) == "a < b </"
+        assert "".join(d.get("content", "") for d in sent) == "Final Answer: 42"
+        first_answer = min(i for i, d in enumerate(sent) if "content" in d)
+        last_thinking = max(i for i, d in enumerate(sent) if "reasoning_content" in d)
+        assert (last_thinking <= first_answer) is ordered  # unordered: the answer went out first

@@ -32,7 +32,8 @@ answer), `stop_reason` "end_turn" or "max_tokens", and `usage` with `input_token
 account under `m1`, as in the OpenAI replies. An answer ended by a stop sequence is reported as
 "end_turn" with `stop_sequence` null: the engine's record does not say which stop string ended it.
 A stream sends Anthropic's event sequence (`AnthropicStream`); a probe (`stream_probes`) is an
-event of its own, `m1_probe`, that the SDK skips. Errors have Anthropic's shape (`error_body`),
+event of its own, `m1_probe` (the SDK passes it on as an event of that type; code that reads only
+Anthropic's event types passes over it). Errors have Anthropic's shape (`error_body`),
 so the anthropic client raises its own exception classes.
 """
 
@@ -268,7 +269,7 @@ class AnthropicStream:
 
     def push(self, deltas: dict[str, str]) -> list[Event]:
         events: list[Event] = []
-        # The shaper sends all of the thinking before the first piece of the answer.
+        # The shaper (ordered) sends all of the thinking before the first piece of the answer.
         if deltas.get("reasoning_content") and self.open == "thinking":
             events.append(self._delta({"type": "thinking_delta", "thinking": deltas["reasoning_content"]}))
         if deltas.get("content"):

@@ -527,14 +527,23 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
 
     base = PRESETS[preset]
     # Early exit on such a preset gets the engine's own reason below.
-    not_for_no_think = [name for name in asked_thinking if name != "early_exit" and name not in thinking.asked]
+    # The fields that turned thinking off are the reason, not the fault; any other thinking field is.
+    turned_off = thinking.asked if thinking.off_by else ()
+    not_for_no_think = [name for name in asked_thinking if name != "early_exit" and name not in turned_off]
     if base.get("thinking") is False and not_for_no_think:
-        by = thinking.off_by if request.budget_preset is None and thinking.off_by else "budget_preset 'no-think'"
+        if thinking.off_by and request.budget_preset is None:
+            by = thinking.off_by
+        elif request.budget_preset is None:
+            by = f"this server's default preset {preset!r} (send a thinking budget_preset such as 'm1')"
+        else:
+            by = "budget_preset 'no-think'"
         raise bad_request(f"{not_for_no_think[0]} has no effect with {by}", not_for_no_think[0])
     budget = (None if auto else thinking.budget) or min(BudgetPolicy().max_thinking_tokens,
                                                                 limits.max_thinking_tokens)
     if request.min_thinking_tokens is not None:
-        check_range(request.min_thinking_tokens, "min_thinking_tokens", 0, budget, what=" (the thinking budget)")
+        cap, what = (budget, " (the thinking budget)") if not total or total >= budget else (
+            total, " (max_completion_tokens, which caps thinking too)")
+        check_range(request.min_thinking_tokens, "min_thinking_tokens", 0, cap, what=what)
     overrides: dict[str, Any] = {
         "max_thinking_tokens": budget,
         "max_answer_tokens": max_tokens,
@@ -544,7 +553,7 @@ def build_policy(request: _Common, limits: Limits, tokenizer: Any, *, chat: bool
         "max_total_tokens": total,
     }
     if thinking.num_extensions is not None:  # the effort level's; the request's own num_extensions refines it
-        overrides["num_extensions"] = thinking.num_extensions
+        overrides["num_extensions"] = min(thinking.num_extensions, limits.max_extensions)  # as B is capped
     for name, field in (("num_extensions", "num_extensions"), ("extension_str", "extension_str"),
                         ("min_thinking_tokens", "min_thinking_tokens")):
         if getattr(request, name) is not None:

@@ -302,8 +302,10 @@ class StreamShaper:
     before a stop), and it keeps the stream exact either way.
     """
 
-    def __init__(self, policy: BudgetPolicy, tokenizer: Any, *, chat: bool):
-        self.policy, self.chat = policy, chat
+    def __init__(self, policy: BudgetPolicy, tokenizer: Any, *, chat: bool, ordered: bool = False):
+        # ordered (chat): no answer before all of the thinking has gone out, for a wire where thinking
+        # and answer are consecutive blocks (Anthropic's), not two fields that grow side by side.
+        self.policy, self.chat, self.ordered = policy, chat, ordered
         self.think_stops = _Stops(policy.think_stops if policy.thinking else (), tokenizer)
         self.answer_stops = _Stops(policy.answer_stops, tokenizer)
         self.marker = answer_marker(policy)
@@ -381,9 +383,10 @@ class StreamShaper:
         thinking = self.thought.offer(self.raw_think, upto)
         answer = ""
         if self.in_answer:
-            if self.chat:
+            thought_out = self.thought.sent == len(self.raw_think)
+            if self.chat and (thought_out or not self.ordered):
                 answer = self._content(self._answer_upto())
-            elif self.thought.sent == len(self.raw_think):  # all the thinking went out: the answer may follow
+            elif not self.chat and thought_out:  # all the thinking went out: the answer may follow
                 answer = self.answered.offer(self.raw_answer, self._answer_upto())
         if self.chat:
             out = {"reasoning_content": thinking, "content": answer}
