@@ -8,4 +8,4 @@ demo:
 
 test:
 	scripts/install.sh --test
-	.venv/bin/python -m pytest -n 2 --dist loadgroup
+	.venv/bin/python -m pytest

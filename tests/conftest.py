@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import functools
-import os
 from pathlib import Path
 
 import pytest
@@ -15,67 +12,10 @@ from m1.data.suite import shared_data_dir
 # once the session's vLLM engine and server had started (measured on the 2-core machine; both sit
 # idle by then, the cause is not known). First, it runs before any of them.
 FIRST = ("tests/training/test_closed_loop.py",)
-ROOT = Path(__file__).resolve().parents[1]
-
-# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). A worker
-# starts a session fixture the first time one of its tests asks for it, so every test module that
-# names one of these expensive ones (as a test's or a fixture's argument) runs on the same worker:
-# each vLLM engine or server, and the shared `m1 serve` process, starts once. Every other module
-# is one unit of its own, so its module fixtures start once too. xdist's own loadgroup reads
-# `xdist_group` marks into node ids, which pytest 9 no longer lets it change, so the grouping is
-# done by the scheduler below instead.
-SHARED_GROUPS = {
-    "vllm": {"vllm_backend", "vllm_server", "vllm_client"},
-    "m1-serve": {"server", "client", "http"},
-}
-
-
-@functools.cache
-def module_group(module: str) -> str:
-    """The scheduling unit of a test module (a path relative to the rootdir): a shared group, or itself."""
-    path = ROOT / module
-    try:
-        tree = ast.parse(path.read_text())
-    except (OSError, SyntaxError):
-        return module
-    names = {arg.arg for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-             for arg in node.args.args}
-    return next((group for group, fixtures in SHARED_GROUPS.items() if names & fixtures), module)
-
-
-def pytest_xdist_make_scheduler(config, log):
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SharedFixtureScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return module_group(nodeid.split("::")[0])
-
-    # Units in collection order (see pytest_collection_modifyitems), not xdist's default of most
-    # tests first: that put the one-test closed loop last, alone on a worker while the other idled.
-    config.option.loadscopereorder = False
-    return SharedFixtureScheduling(config, log)
-
-
-def pytest_configure(config) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        # Two workers on two cores: one torch thread each, rather than two each fighting over both.
-        import torch
-
-        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    # The closed loop first; then the shared groups, the longest units, so they do not start last.
-    order = [*SHARED_GROUPS]
-
-    def rank(item) -> tuple[int, int]:
-        group = module_group(item.nodeid.split("::")[0])
-        return (not item.nodeid.startswith(FIRST), order.index(group) if group in order else len(order))
-
-    items.sort(key=rank)  # stable: within a rank, collection order
-
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: the rest keep their order
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
