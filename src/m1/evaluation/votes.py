@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,8 +78,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def vote_share(votes: Sequence[Vote]) -> float:
-    counts = Counter(v.letter for v in votes if v.letter is not None)
-    return max(counts.values()) / len(votes) if counts else 0.0
+    """The majority letter's part of all the samples' votes (0 when none named a letter)."""
+    return vote.decide("majority", [v.letter for v in votes]).share
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ The m1 fields, on both endpoints:
                          are the same letters (send either, or the same in both). With a vote they
                          also serve early exit's probes
 
-OpenAI's sampling fields: `n` (1 … the server's limit, 16 unless set lower) choices, each its own
+OpenAI's sampling fields: `n` (1 … `Limits.max_samples`, 16) choices, each its own
 sample: choice i draws with `choice_policy(policy, i)`'s seed (choice 0 with the request's own, so
 n = 1 is the same draw as ever); the n share one batch and their prompt's prefill. With temperature
 0 the n choices are one greedy draw n times (accepted, as OpenAI does; `usage.m1.identical` says so).
