@@ -49,6 +49,18 @@ def test_enabled_thinking_is_an_exact_budget_inside_max_tokens(tokenizer) -> Non
                                    {"role": "assistant", "content": "B"}, {"role": "user", "content": "sure?"}]
 
 
+def test_prompt_caching_marks_are_accepted_and_change_nothing(tokenizer) -> None:
+    mark = {"type": "ephemeral"}
+    marked = plan_of(tokenizer, system=[{"type": "text", "text": "Be brief.", "cache_control": mark}],
+                     messages=[{"role": "user", "content": [{"type": "text", "text": "q", "cache_control": mark}]}])
+    plain = plan_of(tokenizer, system=[{"type": "text", "text": "Be brief."}],
+                    messages=[{"role": "user", "content": [{"type": "text", "text": "q"}]}])
+    assert chat_messages(marked[0]) == chat_messages(plain[0]) and marked[1] == plain[1]
+    with pytest.raises(APIError) as caught:
+        plan_of(tokenizer, system=[{"type": "text", "text": "x", "cache_control": {"type": "forever"}}])
+    assert caught.value.status == 400 and "cache_control" in caught.value.param
+
+
 @pytest.mark.parametrize("thinking", [None, {"type": "disabled"}])
 def test_without_enabled_thinking_nothing_is_thought(tokenizer, thinking) -> None:
     chat, plan = plan_of(tokenizer, **({"thinking": thinking} if thinking else {}))

@@ -73,6 +73,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CacheControl(_Strict):
+    """Anthropic's prompt-caching mark on a block. Accepted and not acted on: it changes no reply,
+    and m1's engines keep no per-request cache to point it at (vLLM caches shared prefixes itself)."""
+
+    type: Literal["ephemeral"]
+    ttl: StrictStr | None = None
+
+
 class ContentBlock(_Strict):
     """A block of a message: text, or the thinking of an earlier reply sent back (not rendered).
     Which fields a block needs is checked by `to_chat_request`, naming the field."""
@@ -83,6 +91,7 @@ class ContentBlock(_Strict):
     signature: StrictStr | None = None
     data: StrictStr | None = None
     citations: None = None  # a reply's text block sent back as the SDK holds it
+    cache_control: CacheControl | None = None
 
 
 class Message(_Strict):
@@ -94,6 +103,7 @@ class SystemBlock(_Strict):
     type: Literal["text"]
     text: StrictStr
     citations: None = None
+    cache_control: CacheControl | None = None
 
 
 class ThinkingConfig(_Strict):
