@@ -49,9 +49,9 @@ ENDPOINTS: dict[str, tuple[type[BaseModel], dict[str, Any]]] = {
         "reasoning": {"max_tokens": 2}}),
     "/v1/messages": (MessagesRequest, {
         "model": MODEL, "max_tokens": 4, "thinking": {"type": "enabled", "budget_tokens": 2},
-        "system": [{"type": "text", "text": "Be brief."}], "stop_sequences": ["\n\n"],
-        "early_exit": {"every": 1, "probe_tokens": 1},
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "stop_sequences": ["\n\n"], "early_exit": {"every": 1, "probe_tokens": 1},
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}]}),
 }
 
 # JSON values of every type; a field's wrong values are those its own annotation rejects.
