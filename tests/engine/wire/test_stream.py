@@ -18,9 +18,10 @@ import random
 
 import pytest
 
+from m1.engine.backends.base import partial_stop
 from m1.engine.controller import GenerationRecord, join_extension, join_prefix
 from m1.engine.policy import BudgetPolicy
-from m1.engine.wire.responses import StreamShaper, first_stop, partial_stop, visible_answer
+from m1.engine.wire.responses import StreamShaper, first_stop, visible_answer
 
 # Pieces of generated text: words, and fragments that look like the start of a stop ("</thi",
 # "<|im", "\nQuest") or only part of one ("x < y", "</thinking") without being one.

@@ -275,14 +275,19 @@ class TextStream:
             self.sent = text
 
 
-def _before_stops(text: str, stops: Sequence[str]) -> str:
-    """`text` without a stop string in it or a start of one at its end: what is safe to show."""
-    cut = min((text.index(stop) for stop in stops if stop and stop in text), default=len(text))
-    text = text[:cut]
+def partial_stop(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of one of `stops` (0: none)."""
     held = 0
     for stop in stops:
         for size in range(min(len(stop) - 1, len(text)), held, -1):
             if text.endswith(stop[:size]):
                 held = size
                 break
-    return text[:len(text) - held]
+    return held
+
+
+def _before_stops(text: str, stops: Sequence[str]) -> str:
+    """`text` without a stop string in it or a start of one at its end: what is safe to show."""
+    cut = min((text.index(stop) for stop in stops if stop and stop in text), default=len(text))
+    text = text[:cut]
+    return text[:len(text) - partial_stop(text, stops)]

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 from m1.engine.controller import GenerationRecord
 from m1.engine.policy import BudgetPolicy
 from m1.engine.wire.errors import APIError, bad_request
-from m1.engine.wire.protocol import ChatRequest, EarlyExitRequest
+from m1.engine.wire.protocol import ChatRequest, M1Fields
 from m1.engine.wire.responses import usage, visible_answer
 
 ROUTE = "/v1/messages"
@@ -111,7 +111,7 @@ class ThinkingConfig(_Strict):
     budget_tokens: StrictInt | None = None
 
 
-class MessagesRequest(_Strict):
+class MessagesRequest(M1Fields):  # m1's own fields come through extra_body
     model: StrictStr
     max_tokens: StrictInt
     messages: list[Message]
@@ -121,13 +121,6 @@ class MessagesRequest(_Strict):
     temperature: StrictFloat | StrictInt | None = None
     top_p: StrictFloat | StrictInt | None = None
     stream: StrictBool | None = False
-    # m1
-    num_extensions: StrictInt | None = None
-    extension_str: StrictStr | None = None
-    min_thinking_tokens: StrictInt | None = None
-    budget_preset: StrictStr | None = None
-    early_exit: EarlyExitRequest | None = None
-    stream_probes: StrictBool | None = None
 
 
 def _text(content: str | list[ContentBlock], where: str) -> str | list[dict[str, str]]:

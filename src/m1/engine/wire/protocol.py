@@ -171,7 +171,19 @@ class ReasoningRequest(_Strict):
     enabled: StrictBool | None = None
 
 
-class _Common(_Strict):
+class M1Fields(_Strict):
+    """m1's fields that shape a thinking phase, the same in every dialect's request (OpenAI's and
+    Anthropic's); each dialect has its own way of naming the budget itself."""
+
+    num_extensions: StrictInt | None = None
+    extension_str: StrictStr | None = None
+    min_thinking_tokens: StrictInt | None = None
+    budget_preset: StrictStr | None = None
+    early_exit: EarlyExitRequest | None = None
+    stream_probes: StrictBool | None = None
+
+
+class _Common(M1Fields):
     model: StrictStr
     max_tokens: StrictInt | None = None
     max_completion_tokens: StrictInt | None = None  # OpenAI's cap on thinking + answer together
@@ -181,14 +193,8 @@ class _Common(_Strict):
     stop: StrictStr | list[StrictStr] | None = None
     stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
-    # m1
+    # m1 (with M1Fields)
     thinking_budget: StrictInt | Literal["auto"] | None = None
-    num_extensions: StrictInt | None = None
-    extension_str: StrictStr | None = None
-    min_thinking_tokens: StrictInt | None = None
-    budget_preset: StrictStr | None = None
-    early_exit: EarlyExitRequest | None = None
-    stream_probes: StrictBool | None = None
     # Other dialects' thinking fields, resolved with m1's own by `thinking_request`
     reasoning_effort: EffortName | None = None  # OpenAI
     thinking_token_budget: StrictInt | None = None  # vLLM

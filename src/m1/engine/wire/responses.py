@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from m1.engine.backends.base import partial_stop
 from m1.engine.controller import GenerationRecord, tokens_saved
 from m1.engine.policy import BudgetPolicy
 from m1.scoring.extract import extract_answer
@@ -246,17 +247,6 @@ def settle(sent: str, final: str, field: str) -> str:
                     field, len(sent), len(final))
         return ""
     return final[len(sent):]
-
-
-def partial_stop(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest tail of `text` that is a proper prefix of one of `stops` (0: none)."""
-    held = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), held, -1):
-            if text.endswith(stop[:size]):
-                held = size
-                break
-    return held
 
 
 def first_stop(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
