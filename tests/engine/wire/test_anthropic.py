@@ -128,14 +128,20 @@ def record_for(policy: BudgetPolicy, *, answer_end: str = "stop") -> GenerationR
                             answer_end=answer_end)
 
 
+def case(thinking: bool, *, no_think_reply: str) -> tuple[BudgetPolicy, GenerationRecord]:
+    """A finished record with thinking (m1 preset), or without it (no-think) answering `no_think_reply`."""
+    policy = BudgetPolicy.from_preset("m1" if thinking else "no-think", max_thinking_tokens=16)
+    record = record_for(policy)
+    if not thinking:
+        record.thinking, record.thinking_tokens, record.reply = "", 0, no_think_reply
+    return policy, record
+
+
 @pytest.mark.parametrize("thinking", [True, False])
 def test_the_reply_is_an_anthropic_message(thinking: bool) -> None:
     from anthropic.types import Message
 
-    policy = BudgetPolicy.from_preset("m1" if thinking else "no-think", max_thinking_tokens=16)
-    record = record_for(policy)
-    if not thinking:
-        record.thinking, record.thinking_tokens, record.reply = "", 0, "B"
+    policy, record = case(thinking, no_think_reply="B")
     body = wire.message_response("msg_1", "m", record, policy, 20, "m1")
     message = Message.model_validate(body)
     kinds = [block.type for block in message.content]
@@ -157,10 +163,7 @@ def test_the_stream_is_anthropic_s_event_sequence_and_adds_up_to_the_reply(think
     from anthropic.types import RawMessageStreamEvent
     from pydantic import TypeAdapter
 
-    policy = BudgetPolicy.from_preset("m1" if thinking else "no-think", max_thinking_tokens=16)
-    record = record_for(policy)
-    if not thinking:
-        record.thinking, record.thinking_tokens, record.reply = "", 0, "Final Answer: B"
+    policy, record = case(thinking, no_think_reply="Final Answer: B")
     stream = wire.AnthropicStream("msg_1", "m", policy, 20)
     pieces = ([{"reasoning_content": "Let me think.\n"}, {"reasoning_content": "Wait, sure."}] if thinking else [])
     pieces += [{"content": "Final "}, {"content": "Answer:"}]
