@@ -197,3 +197,32 @@ def test_no_think_answer_is_capped_by_the_total() -> None:
 def test_a_minimum_above_the_total_cap_is_refused() -> None:
     with pytest.raises(ValidationError, match="min_thinking_tokens \\(40\\) exceeds max_total_tokens \\(30\\)"):
         BudgetPolicy.from_preset("m1", min_thinking_tokens=40, max_total_tokens=30)
+
+
+def spans_text(record, kind: str) -> list[str]:
+    """The pieces of `thinking + reply` that `record.spans` marks as `kind`."""
+    text, position, pieces = record.thinking + record.reply, 0, []
+    for span_kind, length in record.spans:
+        if span_kind == kind:
+            pieces.append(text[position:position + length])
+        position += length
+    return pieces
+
+
+def test_spans_cover_every_character_and_mark_what_was_inserted() -> None:
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=20, num_extensions=2)
+    controller, _ = drive(policy, [("first", 7, True), ("second", 5, True), ("third", 3, True), (" B", 1, True)])
+    record = controller.record("p")
+    assert sum(length for _, length in record.spans) == len(record.thinking + record.reply)
+    assert spans_text(record, "inserted") == [" Wait", " Wait", "<|im_start|>answer"]
+    assert spans_text(record, "generated") == ["first", "second", "third", " B"]
+    assert [kind for kind, _ in record.spans] == ["generated", "inserted"] * 3 + ["generated"]
+
+
+def test_spans_of_a_no_think_answer_and_an_answer_cut_by_the_total_cap() -> None:
+    controller, _ = drive(BudgetPolicy.from_preset("no-think"), [("B", 1, True)])
+    assert controller.record("p").spans == [["generated", 1]]
+    policy = BudgetPolicy.from_preset("m1", max_thinking_tokens=100, max_total_tokens=5)
+    controller, _ = drive(policy, [("a b c d e", 5, False)])
+    record = controller.record("p")
+    assert record.reply == "" and record.spans == [["generated", len("a b c d e")]]

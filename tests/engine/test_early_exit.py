@@ -78,6 +78,9 @@ def test_probes_every_n_tokens_from_the_minimum_on_and_never_at_the_cap(every, m
     assert record.probe_tokens == 7 * len(record.probes)
     assert record.probe_seconds == pytest.approx(0.01 * len(record.probes))
     assert all(s.phase != "probe" or s.insert.endswith("Final Answer:") for s in steps)
+    # The trace marks each probe where it read, between the thinking it saw and what came after.
+    assert [kind for kind, _ in record.spans].count("probe") == len(record.probes)
+    assert sum(length for _, length in record.spans) == len(record.thinking + record.reply)
 
 
 def test_probe_step_is_the_forced_answer_on_a_side_branch():

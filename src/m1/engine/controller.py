@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 ThinkingEnd = Literal["natural_stop", "budget_reached", "extensions_spent", "context_full", "no_thinking",
                       "early_exit"]
+SpanKind = Literal["generated", "inserted", "probe"]
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,23 @@ class GenerationRecord:
     # [[token text, logprob], ...] (the k most likely, best first)}. None unless asked (and on
     # backends that cannot read them: the OpenAI-compatible one).
     answer_logprobs: list[dict[str, Any]] | None = None
+    # Where each character of `thinking + reply` came from, in order, as [kind, characters]: kind
+    # "generated" (the model wrote it) or "inserted" (a "Wait", the answer prefix), and a
+    # zero-length "probe" where the next early-exit probe in `probes` read the answer. Filled by
+    # the controller for every backend; a trace explorer marks inserted text with it.
+    spans: list[list[Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def add_span(self, kind: SpanKind, text: str) -> None:
+        """Extend `spans` by `text` of `kind` (adjacent text of one kind is one span)."""
+        if kind != "probe" and not text:
+            return
+        if kind != "probe" and self.spans and self.spans[-1][0] == kind:
+            self.spans[-1][1] += len(text)
+        else:
+            self.spans.append([kind, len(text)])
 
 
 def tokens_saved(record: GenerationRecord, budget: int | None) -> int:
@@ -250,6 +265,7 @@ class SampleController:
         else:
             rec.answer += out.text
             rec.reply += out.text
+            rec.add_span("generated", out.text)
             rec.answer_tokens += out.n_tokens
             rec.answer_ids = list(out.token_ids) if out.token_ids is not None else None
             if out.logprobs is not None:
@@ -260,6 +276,8 @@ class SampleController:
     def _after_thinking_round(self, step: Step, out: RoundOutput) -> None:
         p, rec = self.policy, self._record
         self._thinking_text += step.insert + out.text
+        rec.add_span("inserted", step.insert)
+        rec.add_span("generated", out.text)
         rec.thinking_tokens += out.n_tokens
         if out.token_ids is None:
             self._ids_complete = False
@@ -349,6 +367,7 @@ class SampleController:
         assert rec.probes is not None and self._after_probe is not None
         entry = {"thinking_tokens": rec.thinking_tokens} | _read(result)
         rec.probes.append(entry)
+        rec.add_span("probe", "")
         rec.probe_tokens += result.tokens
         rec.probe_seconds += result.seconds
         resume, self._after_probe = self._after_probe, None
@@ -386,6 +405,7 @@ class SampleController:
             self._phase, self._pending = "done", None
             return
         rec.reply = insert
+        rec.add_span("inserted", insert)
         self._pending = Step("answer", insert, room, self.policy.answer_stops)
         if self._reads_answer():
             self._read_answer()

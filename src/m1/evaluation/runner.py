@@ -81,7 +81,7 @@ def prediction_row(item: MCQItem, point: GridPoint, record: GenerationRecord, se
         "thinking_tokens": record.thinking_tokens, "answer_tokens": record.answer_tokens,
         "inserted_tokens": record.inserted_tokens, "extensions_used": record.extensions_used,
         "thinking_end": record.thinking_end, "answer_end": record.answer_end, "error": record.error,
-        "batch_seconds": round(seconds, 3),
+        "batch_seconds": round(seconds, 3), "spans": record.spans,
     }
     if record.probes is not None:
         row |= {"probes": record.probes, "probe_tokens": record.probe_tokens,
