@@ -26,6 +26,7 @@ from m1.evaluation.report.figures import (
     thinking_tokens_figure,
 )
 from m1.evaluation.report.html import render_html
+from m1.evaluation.report.items import item_sample
 from m1.evaluation.report.load import MACRO, MICRO, RunResult, item_sets, item_sets_note, load_runs, ordered_sources
 from m1.evaluation.report.markdown import render_markdown
 from m1.evaluation.report.tables import (
@@ -130,7 +131,8 @@ def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay
     sections = compute_sections(results, sources, mode, target_accuracy, drawn)
 
     html_path = atomic_write_text(out_dir / "report.html",
-                                  render_html(results, mode, tables, figures, notes, sections, view_url))
+                                  render_html(results, mode, tables, figures, notes, sections, view_url,
+                                              item_sample(results, mode)))
     markdown_path = atomic_write_text(out_dir / "report.md",
                                       render_markdown(results, mode, tables, figures, notes, sections))
     return ReportPaths(html_path, markdown_path, figure_paths,
