@@ -8,7 +8,8 @@ not in shell history or `ps`. A request carries it as `Authorization: Bearer <ke
 clients) or `x-api-key: <key>` (Anthropic's); with `basic=True` also as the password of HTTP
 Basic auth, which is what a browser can send (it asks for it once and sends it with every page
 and asset). Every candidate is compared in constant time, so timing tells nothing about the key;
-the key is never logged or echoed. Without a key, every request passes.
+the key is never logged or echoed. Without a key, every request passes. `LOOPBACK` names the
+hosts that only this machine reaches.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's Annotated parameters
@@ -22,6 +23,9 @@ from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+# Host names a server listens on when only this machine can reach it.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def api_key_from_env(name: str) -> str | None:

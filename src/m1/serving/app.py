@@ -36,7 +36,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from m1.auth import api_key_from_env, key_check
+from m1.auth import LOOPBACK, api_key_from_env, key_check
 from m1.engine.backends.base import answer_reserve, choice_policy
 from m1.engine.default_model import default_preset as model_default_preset
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
@@ -73,9 +73,6 @@ from m1.engine.wire.responses import (
 from m1.serving.runners import Job, PromptText, make_runner, tagged_events
 
 log = logging.getLogger("m1.serving")
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 def check_default_early_exit(preset: str, early_exit: EarlyExit | None) -> None:
     """The default early exit must run on the default preset (it needs a forced-answer prefix)."""
