@@ -42,7 +42,7 @@ from m1.data.errors import DataError
 from m1.scoring import MODES, RULES
 from m1.viewing.catalog import Catalog, QueryError
 from m1.viewing.item import item_view
-from m1.viewing.query import BOOLEANS, FLIPS, SORTS, ItemQuery, facet_values, list_items, parse_query
+from m1.viewing.query import BOOLEANS, FLIPS, SORTS, facet_values, list_items, parse_query
 
 log = logging.getLogger("m1.viewing")
 
@@ -154,7 +154,7 @@ def create_app(catalog: Catalog, *, api_key: str | None = None) -> FastAPI:
         with catalog.reading() as db:
             sources, domains = facet_values(db)
             query = parse_query(pairs, catalog, sources, domains)
-            view = item_view(db, catalog, uid, query.runs or range(len(catalog.runs)))
+            view = item_view(db, catalog, uid, query.runs or range(len(catalog.runs)), query.point)
             if view is None:
                 raise StarletteHTTPException(404, f"no item with uid {uid!r} in these runs")
             return view, query, catalog.statuses(db)
@@ -178,8 +178,7 @@ def create_app(catalog: Catalog, *, api_key: str | None = None) -> FastAPI:
     def item_page(request: Request, uid: str) -> Response:
         view, query, statuses = item(request, uid)
         return HTMLResponse(_environment().get_template("item.html.j2").render(
-            title=view.uid, view=view, query=query, statuses=statuses, names=catalog.names,
-            focus=query.point.key if query.point else None))
+            title=view.uid, view=view, query=query, statuses=statuses, names=catalog.names))
 
     @app.get("/api/items")
     def items_api(request: Request) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from m1.data.items import MCQItem
 from m1.evaluation.config import GridPoint
 from m1.io import sha256_file
 from m1.scoring import MODES, prediction_from_record, score_reply, vote
-from m1.viewing.runs import Run, run_domains
+from m1.viewing.runs import Run, check_run, run_domains
 
 INDEX_VERSION = 1
 INDEX_NAME = "view-index.sqlite"
@@ -178,7 +178,9 @@ class RunIndex:
 
     def refresh(self, progress: Progress | None = None) -> str:
         """Bring the index up to date with the run's files: "current" (nothing new), "updated"
-        (lines appended, a scored.jsonl applied) or "rebuilt"."""
+        (lines appended, a scored.jsonl applied) or "rebuilt". A run folder that is no longer a
+        run (deleted while served) is a DataError naming it."""
+        check_run(self.run.root)
         try:
             with self.connect() as db:
                 if self._stale(db):

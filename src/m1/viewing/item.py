@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from m1.evaluation.trace import Segment, segments, trace_note
 from m1.scoring import MODES
-from m1.viewing.catalog import Catalog
+from m1.viewing.catalog import Catalog, PointRef
 from m1.viewing.index import predictions_file, read_prediction
+from m1.viewing.runs import Run
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,12 @@ class PointView:
     samples_expected: int
     samples: list[SampleView]
     votes: dict[str, Score] | None = None  # several samples: each mode's majority vote
+    focused: bool = False  # the page opens this point's traces
+    budget: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "key": self.key, "samples_expected": self.samples_expected,
+                "focused": self.focused,
                 "votes": None if self.votes is None else {mode: score.to_dict() for mode, score in self.votes.items()},
                 "samples": [sample.to_dict() for sample in self.samples]}
 
@@ -112,15 +116,19 @@ class ItemView:
                 "answer": self.answer, "runs": [column.to_dict() for column in self.columns]}
 
 
-def item_view(db: sqlite3.Connection, catalog: Catalog, uid: str, runs: Sequence[int]) -> ItemView | None:
-    """The item `uid` as the runs `runs` (catalog positions) answered it; None when no run has it."""
+def item_view(db: sqlite3.Connection, catalog: Catalog, uid: str, runs: Sequence[int],
+              focus: PointRef | None = None) -> ItemView | None:
+    """The item `uid` as the runs `runs` (catalog positions) answered it; None when no run has it.
+
+    Each column focuses one point (the page opens its traces): the one with `focus`'s key, else
+    the first with its budget (a fixed budget beside its early-exit point), else its first."""
     found = db.execute("SELECT rank, domain FROM universe WHERE uid = ?", (uid,)).fetchone()
     if found is None:
         return None
     position, domain = found
     item = next(json.loads(row[0]) for number in range(len(catalog.runs))
                 if (row := db.execute(f"SELECT item FROM r{number}.items WHERE uid = ?", (uid,)).fetchone()))
-    columns = [_column(db, catalog, number, uid) for number in runs]
+    columns = [_focused(_column(db, catalog, number, uid), focus) for number in runs]
     return ItemView(uid, position, item["source"], domain, item["question"], item["options"], item["answer_idx"],
                     item["answer"], columns)
 
@@ -128,6 +136,13 @@ def item_view(db: sqlite3.Connection, catalog: Catalog, uid: str, runs: Sequence
 _COLUMNS = ("point", "sample", "line", "offset", "length", "thinking_tokens", "answer_tokens", "inserted_tokens",
             "probe_tokens", "thinking_end", "answer_end", "error", "scored_by",
             *(f"{mode}_{field}" for mode in MODES for field in ("letter", "rule", "correct")))
+
+
+def _focused(column: RunColumn, focus: PointRef | None) -> RunColumn:
+    chosen = next((p for p in column.points if focus is not None and p.key == focus.key), None) or next(
+        (p for p in column.points if focus is not None and p.budget == focus.budget), None) or next(
+        iter(column.points), None)
+    return replace(column, points=[replace(p, focused=p is chosen) for p in column.points])
 
 
 def _column(db: sqlite3.Connection, catalog: Catalog, number: int, uid: str) -> RunColumn:
@@ -149,11 +164,11 @@ def _column(db: sqlite3.Connection, catalog: Catalog, number: int, uid: str) -> 
             vote = {"strict": Score(letter_s, "majority_vote", bool(correct_s)),
                     "reference": Score(letter_r, "majority_vote", bool(correct_r))}
         points.append(PointView(f"{run.name}:{point.key}", point.key, point.samples,
-                                [_sample(run, uid, row) for row in mine], vote))
+                                [_sample(run, uid, row) for row in mine], vote, budget=point.budget))
     return RunColumn(run.name, answered, points)
 
 
-def _sample(run: Any, uid: str, entry: dict[str, Any]) -> SampleView:
+def _sample(run: Run, uid: str, entry: dict[str, Any]) -> SampleView:
     where = f"{predictions_file(entry['point'])} line {entry['line']}"
     scores = {mode: Score(entry[f"{mode}_letter"], entry[f"{mode}_rule"], bool(entry[f"{mode}_correct"]))
               for mode in MODES}

@@ -59,14 +59,19 @@ def read_run_json(root: Path) -> dict[str, Any]:
     return info
 
 
-def open_run(path: str | Path, name: str | None = None) -> Run:
-    """Check that `path` is a run directory and read its config."""
-    root = Path(path)
+def check_run(root: Path) -> None:
+    """Raise a DataError naming `root` and what it lacks, unless it is a run directory."""
     if not root.is_dir():
         raise DataError.at(root, "", "", "no such folder" if not root.exists() else "not a folder", NOT_A_RUN_FIX)
     missing = [file for file in RUN_FILES if not (root / file).is_file()]
     if missing:
         raise DataError.at(root, "", "", f"not an m1 eval run: {', '.join(missing)} missing", NOT_A_RUN_FIX)
+
+
+def open_run(path: str | Path, name: str | None = None) -> Run:
+    """Check that `path` is a run directory and read its config."""
+    root = Path(path)
+    check_run(root)
     read_run_json(root)
     config = load_config(EvalConfig, root / "config.yaml")
     return Run(root, name or root.name, config, tuple(config.grid_points()))
