@@ -59,7 +59,7 @@ ITEM_PARAMS = ("run", "point", "mode")
 
 
 class Unauthorized(Exception):
-    pass
+    """A request without the viewer's API key (a 401 that asks the browser for it)."""
 
 
 @functools.cache
@@ -106,9 +106,9 @@ def create_app(catalog: Catalog, *, api_key: str | None = None) -> FastAPI:
         if wants_json(request):
             return JSONResponse({"error": {"message": message, "param": param, "allowed": allowed or []}},
                                 status_code=status)
+        # No run names on error pages: a request without the key, or to no route, learns nothing.
         page = _environment().get_template("error.html.j2").render(
-            title=f"{status}", status=status, message=message, param=param, allowed=allowed or [],
-            names=catalog.names)
+            title=f"{status}", status=status, message=message, param=param, allowed=allowed or [], names=[])
         return HTMLResponse(page, status_code=status)
 
     @app.middleware("http")

@@ -4,11 +4,15 @@
   "use strict";
   var form = document.getElementById("filters");
   if (!form) { return; }
-  form.addEventListener("submit", function () {
+  function fields(enabled) {
     Array.prototype.forEach.call(form.elements, function (field) {
-      if (field.name && field.type !== "checkbox" && field.value === "") { field.disabled = true; }
+      if (enabled) { field.disabled = false; }
+      else if (field.name && field.type !== "checkbox" && field.value === "") { field.disabled = true; }
     });
-  });
+  }
+  form.addEventListener("submit", function () { fields(false); });
+  // Back to a page kept in the browser's cache: its fields were disabled for the last submit.
+  window.addEventListener("pageshow", function () { fields(true); });
   form.addEventListener("change", function (event) {
     if (event.target && event.target.name !== "q") { form.requestSubmit(); }
   });
