@@ -37,6 +37,7 @@ from m1.console import make_console, typer_markup_mode
 from m1.engine.policy import EarlyExit, EarlyExitMethod, PresetName
 from m1.engine.registry import backend_names
 from m1.evaluation.calibration import TARGET, checked_target
+from m1.evaluation.view_links import VIEW_URL
 from m1.data.errors import DataError
 from m1.serving.command import backend_option, serve_command
 from m1.viewing.command import view_command
@@ -483,6 +484,9 @@ def report(
         "(fixed budgets, K = 0, strict grader): high = the best accuracy's budget, medium/low = the smallest "
         "within 2 %/5 % of it, minimal/xhigh = the smallest/largest budget; written to <out>/effort_table.yaml "
         "for m1 serve --effort-table.")] = False,
+    view_url: Annotated[str, typer.Option(
+        help="Address of `m1 view` over the same runs that the tables' items link to (\"\": no links).")]
+    = VIEW_URL,
     json_output: JsonOption = False,
 ) -> None:
     """Write an HTML report and a Markdown summary with scaling-curve figures (with --effort-table: an effort table)."""
@@ -495,7 +499,7 @@ def report(
         checked_target(target_accuracy)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--target-accuracy") from None
-    paths = write_report(runs, out, paper_overlay=paper, mode=mode, target_accuracy=target_accuracy)
+    paths = write_report(runs, out, paper_overlay=paper, mode=mode, target_accuracy=target_accuracy, view_url=view_url)
     if json_output:
         print_json({"html": str(paths.html), "markdown": str(paths.markdown),
                     "figures": [str(path) for path in paths.figures]}

@@ -20,6 +20,7 @@ from m1 import __version__
 from m1.evaluation.report.document import DrawnFigure, Section
 from m1.evaluation.report.load import RunResult
 from m1.evaluation.report.tables import Tables
+from m1.evaluation.report.text import view_command
 
 
 @functools.cache
@@ -33,8 +34,10 @@ def _environment() -> Any:
 
 
 def render_html(runs: Sequence[RunResult], mode: str, tables: Tables, figures: Sequence[DrawnFigure],
-                notes: Sequence[str], sections: Sequence[Section] = ()) -> str:
+                notes: Sequence[str], sections: Sequence[Section] = (), view: str = "") -> str:
+    """`view`: the address of `m1 view` that table links go to ("" writes no links)."""
     template = _environment().get_template("report.html.j2")
     return template.render(title=", ".join(run.label for run in runs), runs=runs, mode=mode, tables=tables,
-                           figures=figures, notes=notes, sections=sections,
+                           figures=figures, notes=notes, sections=sections, view=view.rstrip("/"),
+                           view_command=view_command(runs),
                            generated=f"{time.strftime('%Y-%m-%d %H:%M')} by m1 {__version__}")

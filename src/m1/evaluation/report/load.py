@@ -29,6 +29,7 @@ from m1.evaluation.summary import (
     RunSummary,
     Usage,
 )
+from m1.evaluation.view_links import run_names
 from m1.scoring import MODES
 
 MICRO, MACRO = "micro", "macro"  # the two averages, drawn and tabled beside the sources
@@ -108,6 +109,7 @@ class RunResult:
     flips: list[Flips] = field(default_factory=list)
     domains: Domains | None = None
     uids: frozenset[str] | None = None  # the items it answered (items.jsonl); None: the run has no items.jsonl
+    view_name: str = ""  # its name in `m1 view` over the report's runs (m1.evaluation.view_links)
 
     @property
     def thinking_points(self) -> list[PointResult]:
@@ -245,7 +247,7 @@ def load_runs(paths: Iterable[str | Path], mode: str = "strict") -> list[RunResu
         if seen[label] > 1:
             label = f"{label} ({seen[label]})"
         unique.append(dataclasses.replace(run, label=label))
-    return unique
+    return [dataclasses.replace(run, view_name=name) for run, name in zip(unique, run_names([r.path for r in runs]))]
 
 
 def ordered_sources(runs: Sequence[RunResult]) -> list[str]:

@@ -36,7 +36,8 @@ from m1.evaluation.report.load import (
     item_sets,
 )
 from m1.evaluation.report.text import budget_text, early_exit_rule, number, p_value, pct, with_ci
-from m1.evaluation.summary import FlipCounts, GroupScore
+from m1.evaluation.summary import FlipCounts, Flips, GroupScore
+from m1.evaluation.view_links import item_url, items_url, point_name
 
 
 @dataclass
@@ -49,6 +50,9 @@ class TableData:
     numeric: set[int] = field(default_factory=set)
     rule_before: set[int] = field(default_factory=set)  # row indices that start a new section
     note: str = ""
+    # `m1 view` paths (m1.evaluation.view_links): of cells, by (row, column), and of the whole table
+    links: dict[tuple[int, int], str] = field(default_factory=dict)
+    link: str | None = None
 
 
 def runs_table(runs: Sequence[RunResult]) -> TableData:
@@ -90,9 +94,13 @@ def summary_table(runs: Sequence[RunResult], mode: str) -> TableData:
 def source_table(run: RunResult, sources: Sequence[str], mode: str) -> TableData:
     """One run: a row per source (accuracy and 95 % interval at every grid point), then the averages."""
     header = ["source", "n"] + [point.key for point in run.points]
-    rows = []
+    rows, links = [], {}
     for source in sources:
         counts = {s.n for s in (p.score(source) for p in run.points) if s is not None}
+        links[len(rows), 0] = items_url(run=run.view_name, source=source)
+        for column, point in enumerate(run.points, start=2):  # the items this point got wrong
+            links[len(rows), column] = items_url(run=run.view_name, source=source, mode=mode,
+                                                 point=point_name(run.view_name, point.key), correct="false")
         rows.append([source, "/".join(str(c) for c in sorted(counts)) or "0"]
                     + [with_ci(point.score(source)) for point in run.points])
     rule = len(rows)
@@ -102,18 +110,24 @@ def source_table(run: RunResult, sources: Sequence[str], mode: str) -> TableData
     return TableData(f"Accuracy % by source — {run.label} ({mode} extraction)", header, rows,
                      numeric=set(range(1, len(header))), rule_before={rule},
                      note="Cells: accuracy (95 % interval; Wilson per source and micro, normal for macro). "
-                          "An item without an answer counts as wrong.")
+                          "An item without an answer counts as wrong. In m1 view, a source lists its items "
+                          "and a cell the items answered wrong there.", links=links)
 
 
 def no_answer_table(run: RunResult, sources: Sequence[str], mode: str) -> TableData:
     header = ["source"] + [point.key for point in run.points]
-    rows = []
-    for source in sources:
-        rates = [point.source_no_answer(source) for point in run.points]
-        rows.append([source] + ["—" if rate is None else pct(rate) for rate in rates])
-    rows.append(["all items"] + [pct(p.no_answer_rate) for p in run.points])
+    rows, links = [], {}
+    for source in [*sources, None]:
+        for column, point in enumerate(run.points, start=1):  # the items without an answer there
+            links[len(rows), column] = items_url(run=run.view_name, source=source, mode=mode,
+                                                 point=point_name(run.view_name, point.key), no_answer="true")
+        if source is None:
+            rows.append(["all items"] + [pct(p.no_answer_rate) for p in run.points])
+        else:
+            rates = [point.source_no_answer(source) for point in run.points]
+            rows.append([source] + ["—" if rate is None else pct(rate) for rate in rates])
     return TableData(f"No-answer rate % by source — {run.label} ({mode} extraction)", header, rows,
-                     numeric=set(range(1, len(header))), rule_before={len(sources)})
+                     numeric=set(range(1, len(header))), rule_before={len(sources)}, links=links)
 
 
 def usage_table(runs: Sequence[RunResult]) -> TableData:
@@ -347,17 +361,21 @@ def flips_tables(runs: Sequence[RunResult], sources: Sequence[str], mode: str) -
     if not any(run.flips for run in runs):
         return []
     several = len(runs) > 1
-    rows = [([run.label] if several else []) + [f.from_, f.to, f.kind] + _flip_cells(f.mode(mode).overall)
-            for run in runs for f in run.flips]
     head = (["run"] if several else []) + ["from", "to", "axis"]
+    rows, links = [], {}
+    for run in runs:
+        for f in run.flips:
+            _link_flips(links, len(rows), len(head) + 1, run, f, mode)
+            rows.append(([run.label] if several else []) + [f.from_, f.to, f.kind] + _flip_cells(f.mode(mode).overall))
     tables = [TableData(f"Answer flips between neighbouring grid points, all items ({mode} extraction)",
                         head + _FLIP_HEADER, rows, numeric=set(range(len(head), len(head) + 6)),
                         note="Neighbours: the next larger budget, one more \"Wait\", or early exit beside its fixed "
                              "budget, all else equal. p: exact McNemar test of right → wrong against wrong → right "
-                             "(a point with several samples answers by majority vote).")]
+                             "(a point with several samples answers by majority vote). In m1 view, a count "
+                             "lists those items.", links=links)]
     for run in runs:
         for kind in ("sources", "domains"):
-            rows, rules = [], set()
+            rows, rules, links = [], set(), {}
             for f in run.flips:
                 groups = getattr(f.mode(mode), kind)
                 if not groups:
@@ -365,13 +383,25 @@ def flips_tables(runs: Sequence[RunResult], sources: Sequence[str], mode: str) -
                 if rows:
                     rules.add(len(rows))
                 names = [s for s in sources if s in groups] if kind == "sources" else sorted(groups)
-                rows += [[f"{f.from_} → {f.to}", name] + _flip_cells(groups[name]) for name in names]
-                rows.append([f"{f.from_} → {f.to}", "all items"] + _flip_cells(f.mode(mode).overall))
+                for name in [*names, None]:
+                    _link_flips(links, len(rows), 3, run, f, mode, **{kind[:-1]: name})
+                    counts = f.mode(mode).overall if name is None else groups[name]
+                    rows.append([f"{f.from_} → {f.to}", name or "all items"] + _flip_cells(counts))
             if rows:
                 tables.append(TableData(f"Answer flips by {kind[:-1]} — {run.label} ({mode} extraction)",
                                         ["pair", kind[:-1]] + _FLIP_HEADER, rows, numeric=set(range(2, 8)),
-                                        rule_before=rules))
+                                        rule_before=rules, links=links))
     return tables
+
+
+def _link_flips(links: dict[tuple[int, int], str], row: int, column: int, run: RunResult, f: Flips, mode: str,
+                **group: str | None) -> None:
+    """Link a flip row's right → wrong count (at `column`) and wrong → right count (the next) to the
+    list of those items in m1 view."""
+    for offset, direction in enumerate(("right_to_wrong", "wrong_to_right")):
+        links[row, column + offset] = items_url(
+            run=run.view_name, **group, mode=mode, flip_from=point_name(run.view_name, f.from_),
+            flip_to=point_name(run.view_name, f.to), flip=direction)
 
 
 def flipped_tables(runs: Sequence[RunResult], mode: str, limit: int = FLIPPED_SHOWN) -> list[TableData]:
@@ -384,13 +414,17 @@ def flipped_tables(runs: Sequence[RunResult], mode: str, limit: int = FLIPPED_SH
                 continue
             rows = [[item.uid, item.source, item.gold, _answer(item.from_), _answer(item.to),
                      item.direction.replace("_to_", " → ").replace("_", " ")] for item in flipped[:limit]]
+            links = {(row, 0): item_url(item.uid, runs=[run.view_name]) for row, item in enumerate(flipped[:limit])}
             rest = len(flipped) - len(rows)
             note = (f"{rest} more flipped items are in metrics.json, flips[{number_}].{mode}.flipped."
                     if rest > 0 else "")
             tables.append(TableData(f"Flipped items {f.from_} → {f.to} — {run.label} ({mode} extraction, "
                                     f"{len(flipped)} items)",
                                     ["uid", "source", "gold", f"answer at {f.from_}", f"answer at {f.to}", "flip"],
-                                    rows, note=note))
+                                    rows, note=note, links=links,
+                                    link=items_url(run=run.view_name, mode=mode,
+                                                   flip_from=point_name(run.view_name, f.from_),
+                                                   flip_to=point_name(run.view_name, f.to), flip="either")))
     return tables
 
 

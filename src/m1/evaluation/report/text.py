@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
-from m1.evaluation.report.load import Score
+from m1.evaluation.report.load import RunResult, Score
 
 
 def pct(value: float) -> str:
@@ -41,3 +43,8 @@ def early_exit_rule(settings: dict[str, Any] | None) -> str:
     if settings.get("transitions") is None or settings.get("transitions"):  # None: the default transitions
         when.append("transitions")
     return ", ".join([rule, *when]) + (" (observe)" if settings.get("observe") else "")
+
+
+def view_command(runs: Sequence[RunResult]) -> str:
+    """The `m1 view` command whose run names the report's links use: its runs, in its order."""
+    return "m1 view " + " ".join(shlex.quote(str(run.path)) for run in runs)

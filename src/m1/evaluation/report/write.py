@@ -44,6 +44,7 @@ from m1.evaluation.report.tables import (
     summary_table,
     usage_table,
 )
+from m1.evaluation.view_links import VIEW_URL
 from m1.io import atomic_write_text
 from m1.scoring import MODES
 
@@ -58,12 +59,14 @@ class ReportPaths:
 
 
 def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay: bool = True,
-                 mode: str = "strict", target_accuracy: float = TARGET) -> ReportPaths:
+                 mode: str = "strict", target_accuracy: float = TARGET, view_url: str = VIEW_URL) -> ReportPaths:
     """Write report.html (self-contained), report.md and the figures for finished `m1 eval` runs.
 
     `out_dir` defaults to `<first run>/report/`. `mode` is the extraction mode whose metrics are
     shown ("strict" or "reference"); `paper_overlay` adds the paper's numbers at B = 4096;
     `target_accuracy` is the accuracy the calibration section finds a confidence threshold for.
+    `view_url` is the address of `m1 view` that report.html's tables link to ("": no links; report.md,
+    made to be pasted where this machine's address means nothing, has none).
     """
     if not runs:
         raise ValueError("write_report needs at least one run directory")
@@ -127,7 +130,7 @@ def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay
     sections = compute_sections(results, sources, mode, target_accuracy, drawn)
 
     html_path = atomic_write_text(out_dir / "report.html",
-                                  render_html(results, mode, tables, figures, notes, sections))
+                                  render_html(results, mode, tables, figures, notes, sections, view_url))
     markdown_path = atomic_write_text(out_dir / "report.md",
                                       render_markdown(results, mode, tables, figures, notes, sections))
     return ReportPaths(html_path, markdown_path, figure_paths,
