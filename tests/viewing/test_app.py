@@ -6,8 +6,10 @@ that predates traces, hostile query strings (never a 500), stale indexes, and th
 from __future__ import annotations
 
 import base64
+import html
 import json
 import random
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -272,3 +274,20 @@ def test_an_api_key_locks_every_route(writing: Path):
         assert client.get("/api/items", headers=headers).status_code == 200
     assert client.get("/api/items", headers={"Authorization": "Basic " + base64.b64encode(b"me:nope").decode()}
                       ).status_code == 401
+
+
+def test_every_link_the_report_writes_opens_in_the_viewer(tmp_path: Path):
+    """The report (m1.evaluation.view_links) and the viewer agree on names and parameters."""
+    from m1.evaluation.report import write_report
+    from m1.evaluation.view_links import VIEW_URL
+
+    answers = {"B16_K1": {item.uid: [Answer("A" if i % 2 else None)] for i, item in enumerate(ITEMS)},
+               "B32_K1": {item.uid: [Answer("A" if i % 3 else "B")] for i, item in enumerate(ITEMS)}}
+    root = make_run(tmp_path, "reported", ITEMS, answers, [16, 32])
+    report = write_report([root], tmp_path / "report")
+    links = sorted(set(re.findall(rf"""href=['"]?{re.escape(VIEW_URL)}(/[^'" >]*)""", report.html.read_text())))
+    assert any("flip=" in link for link in links) and any(link.startswith("/items/") for link in links)
+    client = client_for(root)
+    for link in links:
+        response = client.get(html.unescape(link).replace("/items", "/api/items", 1))
+        assert response.status_code == 200, (link, response.text[:300])

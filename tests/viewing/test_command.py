@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from m1.cli import app
 from m1.data.errors import DataError
-from m1.viewing.command import DEFAULT_PORT, choose_port
+from m1.evaluation.view_links import VIEW_PORT
+from m1.viewing.command import choose_port
 from m1.viewing.index import INDEX_NAME
 
 from .stores import Answer, make_items, make_run
@@ -55,7 +56,7 @@ def test_the_port_is_8765_or_a_free_one():
         with pytest.raises(DataError, match=f"port {busy} on 127.0.0.1 is in use"):
             choose_port("127.0.0.1", busy)
         chosen = choose_port("127.0.0.1", None)
-        assert chosen != busy and (chosen == DEFAULT_PORT or chosen > 1024)
+        assert chosen != busy and (chosen == VIEW_PORT or chosen > 1024)
 
 
 def test_the_command_serves_the_run_at_the_printed_url(run_dir: Path, tmp_path: Path):

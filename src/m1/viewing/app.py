@@ -2,7 +2,9 @@
 
     app = create_app(Catalog(open_runs(["runs/base", "runs/tuned"])), api_key=None)
 
-URL scheme (stable: the static report links to it; every parameter is m1.viewing.query's):
+URL scheme (stable: the static report links to it through `m1.evaluation.view_links`, which
+builds these URLs and names runs and points as the viewer does; every parameter is
+m1.viewing.query's):
 
     /items                                   every item of every run, in item order, 50 a page
     /items?point=base:B128_K4&correct=false  wrong at a grid point (`<run name>:<point key>`)
@@ -30,7 +32,6 @@ import logging
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -39,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from m1 import __version__
 from m1.auth import key_check
 from m1.data.errors import DataError
+from m1.evaluation.view_links import item_url, items_url
 from m1.scoring import MODES, RULES
 from m1.viewing.catalog import Catalog, QueryError
 from m1.viewing.item import item_view
@@ -70,7 +72,7 @@ def _environment() -> Any:
     env = Environment(loader=PackageLoader("m1.viewing", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["visible_breaks"] = visible_breaks
-    env.globals.update(item_url=item_url, list_url=list_url, version=__version__, RULES=RULES, MODES=MODES,
+    env.globals.update(items_url=items_url, version=__version__, RULES=RULES, MODES=MODES,
                        BOOLEANS=BOOLEANS, FLIPS=FLIPS, SORTS=SORTS)
     return env
 
@@ -78,14 +80,6 @@ def _environment() -> Any:
 def visible_breaks(text: str) -> str:
     """Inserted text with its line breaks shown (↵), since an inserted "\n" is otherwise invisible."""
     return text.replace("\n", "↵\n")
-
-
-def list_url(params: list[tuple[str, str]]) -> str:
-    return "/items" + (f"?{urlencode(params)}" if params else "")
-
-
-def item_url(uid: str, params: list[tuple[str, str]] = ()) -> str:
-    return f"/items/{quote(uid, safe='')}" + (f"?{urlencode(list(params))}" if params else "")
 
 
 @functools.cache
@@ -172,7 +166,8 @@ def create_app(catalog: Catalog, *, api_key: str | None = None) -> FastAPI:
         return HTMLResponse(_environment().get_template("list.html.j2").render(
             title="items", page=page, query=page.query, statuses=statuses, catalog=catalog, shown=shown,
             sources=sources, domains=domains, names=catalog.names, points=points, focus=focus,
-            item_params=[(name, value) for name, value in page.query.params(point=focus) if name in ITEM_PARAMS]))
+            item_link=lambda uid: item_url(uid, runs=page.query.run_names, point=focus.name,
+                                           mode=None if page.query.mode == "strict" else page.query.mode)))
 
     @app.get("/items/{uid:path}", response_class=HTMLResponse)
     def item_page(request: Request, uid: str) -> Response:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from m1.evaluation.view_links import point_name
 from m1.viewing.index import Progress, RunIndex
 from m1.viewing.runs import Run
 
@@ -102,8 +103,9 @@ class Catalog:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self.names = [run.name for run in self.runs]
-        self.points_by_name = {f"{run.name}:{point.key}": PointRef(number, point.key, f"{run.name}:{point.key}",
-                                                                   point.samples, point.budget)
+        self.points_by_name = {point_name(run.name, point.key): PointRef(number, point.key,
+                                                                         point_name(run.name, point.key),
+                                                                         point.samples, point.budget)
                                for number, run in enumerate(self.runs) for point in run.points}
 
     # ------------------------------------------------------------------ keeping up
@@ -178,7 +180,7 @@ class Catalog:
             items = db.execute(f"SELECT COUNT(*) FROM {schema}.items").fetchone()[0]
             counts = dict(db.execute(f"SELECT point, COUNT(*) FROM {schema}.predictions GROUP BY point"))
             files = {path: partial for path, partial in db.execute(f"SELECT path, partial FROM {schema}.files")}
-            points = [PointStatus(f"{run.name}:{point.key}", point.key, items * point.samples, counts.get(point.key, 0),
+            points = [PointStatus(point_name(run.name, point.key), point.key, items * point.samples, counts.get(point.key, 0),
                                   f"points/{point.key}/scored.jsonl" in files,
                                   bool(files.get(f"points/{point.key}/predictions.jsonl")))
                       for point in run.points]

@@ -25,13 +25,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from m1.console import make_console
 from m1.data.errors import DataError
+from m1.evaluation.view_links import VIEW_PORT
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from m1.viewing.catalog import Catalog
 
-DEFAULT_PORT = 8765
 
 
 def port_free(host: str, port: int) -> bool:
@@ -45,14 +45,15 @@ def port_free(host: str, port: int) -> bool:
 
 
 def choose_port(host: str, port: int | None) -> int:
-    """`port` when given (it must be free), else 8765 when free, else one the system picks."""
+    """`port` when given (it must be free), else VIEW_PORT (8765, where the report's links point)
+    when free, else one the system picks."""
     if port is not None:
         if not port_free(host, port):
             raise DataError.at(f"--port {port}", "", "", f"port {port} on {host} is in use",
                                "choose another --port, or leave it out to get a free one")
         return port
-    if port_free(host, DEFAULT_PORT):
-        return DEFAULT_PORT
+    if port_free(host, VIEW_PORT):
+        return VIEW_PORT
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -63,7 +64,7 @@ def view_command(
     runs: Annotated[list[Path], typer.Argument(help="run directories written by m1 eval (several: side by side)")],
     host: Annotated[str, typer.Option(help="address to listen on (anything but loopback needs an API key)")]
     = "127.0.0.1",
-    port: Annotated[Optional[int], typer.Option(help=f"port to listen on (default {DEFAULT_PORT} if free, else a "
+    port: Annotated[Optional[int], typer.Option(help=f"port to listen on (default {VIEW_PORT} if free, else a "
                                                      "free one)")] = None,
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key")] = "M1_API_KEY",
 ) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from m1.evaluation.trace import Segment, segments, trace_note
+from m1.evaluation.view_links import point_name
 from m1.scoring import MODES
 from m1.viewing.catalog import Catalog, PointRef
 from m1.viewing.index import predictions_file, read_prediction
@@ -163,7 +164,7 @@ def _column(db: sqlite3.Connection, catalog: Catalog, number: int, uid: str) -> 
             letter_s, correct_s, letter_r, correct_r = votes[point.key]
             vote = {"strict": Score(letter_s, "majority_vote", bool(correct_s)),
                     "reference": Score(letter_r, "majority_vote", bool(correct_r))}
-        points.append(PointView(f"{run.name}:{point.key}", point.key, point.samples,
+        points.append(PointView(point_name(run.name, point.key), point.key, point.samples,
                                 [_sample(run, uid, row) for row in mine], vote, budget=point.budget))
     return RunColumn(run.name, answered, points)
 

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from m1.evaluation.view_links import point_name
 from m1.scoring import MODES, RULES
 from m1.viewing.catalog import Catalog, PointRef, QueryError
 
@@ -295,8 +296,8 @@ def _cells(db: sqlite3.Connection, catalog: Catalog, query: ItemQuery, uids: lis
         rows = db.execute(f"SELECT uid, point, {mode}_letter, {mode}_correct, samples, thinking_tokens, budget_hit, "
                           f"error FROM r{number}.outcomes WHERE uid IN ({marks})", uids).fetchall()
         for uid, key, letter, correct, samples, tokens, budget_hit, error in sorted(rows, key=lambda r: order[r[1]]):
-            found.setdefault(uid, {})[f"{name}:{key}"] = Cell(f"{name}:{key}", letter, bool(correct), samples, tokens,
-                                                            bool(budget_hit), bool(error))
+            found.setdefault(uid, {})[point_name(name, key)] = Cell(point_name(name, key), letter, bool(correct),
+                                                                   samples, tokens, bool(budget_hit), bool(error))
     return found
 
 

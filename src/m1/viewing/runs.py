@@ -6,8 +6,9 @@
 
 A run directory is what `m1 eval` writes (`m1.evaluation.store`): `run.json`, `config.yaml` and
 `items.jsonl` must be there (a run whose predictions are still being written is a run). Each run
-is named by its folder; two runs with the same folder name get the parent folder in front, as the
-report names them, so a grid point is named `<run name>:<point key>` everywhere in the viewer.
+is named by its folder; two runs with the same folder name get the parent folder in front, and a
+grid point is `<run name>:<point key>` everywhere in the viewer: `m1.evaluation.view_links`' rules,
+which the static report's links use too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from m1.config import load_config
 from m1.data.errors import DataError
 from m1.evaluation.config import EvalConfig, GridPoint
 from m1.evaluation.domains import load_labels
+from m1.evaluation.view_links import run_names
 from m1.io import sha256_file
 
 RUN_FILES = ("run.json", "config.yaml", "items.jsonl")
@@ -80,20 +82,7 @@ def open_run(path: str | Path, name: str | None = None) -> Run:
 def open_runs(paths: Iterable[str | Path]) -> list[Run]:
     """Several runs, each with a name no other has (the folder, else parent/folder, else a number)."""
     roots = [Path(path) for path in paths]
-    names = unique_names(roots)
-    return [open_run(root, name) for root, name in zip(roots, names)]
-
-
-def unique_names(roots: list[Path]) -> list[str]:
-    folders = [root.resolve() for root in roots]
-    names = [f"{folder.parent.name}/{folder.name}" if [f.name for f in folders].count(folder.name) > 1
-             else folder.name for folder in folders]
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:  # the same folder twice, or parents of the same name: numbered
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return unique
+    return [open_run(root, name) for root, name in zip(roots, run_names(roots))]
 
 
 def run_domains(run: Run) -> tuple[Mapping[str, str], str | None]:
