@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,26 @@ def shared_data() -> Path:
 @pytest.fixture()
 def fixtures() -> Path:
     return FIXTURES
+
+
+@dataclass(frozen=True)
+class Chromium:
+    """The system's Chromium and the flags it needs headless on these offline, sandbox-less machines
+    (no GPU, no network of its own, a small /dev/shm)."""
+
+    binary: str
+    flags: tuple[str, ...] = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              "--disable-dev-shm-usage", "--hide-scrollbars")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Chromium:
+    """The browser tests' Chromium (the report's, m1 view's); skipped where there is none."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if found := shutil.which(name):
+            return Chromium(found)
+    pytest.skip("no chromium on PATH: install it (apt-get install -y chromium) to check pages in a browser")
 
 
 # Models: the real default model, and a tiny random model with its tokenizer. The tiny model never

@@ -6,8 +6,8 @@ import typer.main
 
 from m1.cli import app
 
-# Commands that report nothing a script would parse: a server runs until stopped.
-NOT_REPORTING = {"serve"}
+# Commands that report nothing a script would parse: a server runs until stopped (m1 view has /api/ for scripts).
+NOT_REPORTING = {"serve", "view"}
 
 
 def commands(group, prefix: str = "") -> dict[str, object]:

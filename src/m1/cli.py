@@ -11,6 +11,7 @@
     m1 report RUN --effort-table  # reasoning_effort budgets from the run's sweep, for m1 serve --effort-table
     m1 label-domains CONFIG       # MeSH domain labels for an eval selection (configs/domains/…)
     m1 serve [--model …]          # OpenAI-compatible server (m1.serving.command)
+    m1 view RUN [RUN …]           # browse runs' traces in the browser (m1.viewing.command)
     m1 curate run CONFIG          # build a training set (configs/curate/…); m1 curate status RUN
     m1 train CONFIG [key=value]   # fine-tune on curated records (configs/train/…)
 
@@ -39,6 +40,7 @@ from m1.evaluation.calibration import TARGET, checked_target
 from m1.evaluation.view_links import VIEW_URL
 from m1.data.errors import DataError
 from m1.serving.command import backend_option, serve_command
+from m1.viewing.command import view_command
 
 app = typer.Typer(help="m1: test-time scaling for medical reasoning with LLMs.", no_args_is_help=True,
                   rich_markup_mode=typer_markup_mode(),
@@ -529,6 +531,7 @@ def report_effort_table(runs: list[Path], out: Path | None, json_output: bool) -
 
 
 app.command("serve")(serve_command)
+app.command("view")(view_command)
 
 
 @app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -296,18 +296,10 @@ def test_paper_numbers_map_to_suite_sources():
 # ------------------------------------------------------------------------------------ in a browser
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name):
-            return found
-    pytest.skip("no chromium on PATH: install it (apt-get install -y chromium) to check the report in a browser")
-
-
-def run_browser(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}"]
-    return subprocess.run([binary, *flags, *arguments], capture_output=True, text=True, timeout=60, check=False)
+def run_browser(chromium, profile: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """Chromium (the `chromium` fixture) headless on `arguments`, with a profile of its own."""
+    return subprocess.run([chromium.binary, *chromium.flags, f"--user-data-dir={profile}", *arguments],
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def decode_png(path: Path):
@@ -347,11 +339,10 @@ def decode_png(path: Path):
 
 
 @pytest.mark.slow
-def test_report_renders_in_a_headless_browser(report, tmp_path):
-    binary = chromium()
+def test_report_renders_in_a_headless_browser(report, tmp_path, chromium):
     url = report.html.resolve().as_uri()
 
-    dom = run_browser(binary, tmp_path / "profile-dom", "--virtual-time-budget=5000", "--dump-dom", url)
+    dom = run_browser(chromium, tmp_path / "profile-dom", "--virtual-time-budget=5000", "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r"<body([^>]*)>", dom.stdout)
     assert body, "the browser returned no document"
@@ -361,7 +352,7 @@ def test_report_renders_in_a_headless_browser(report, tmp_path):
     assert json.loads(html.unescape(attributes.get("data-errors", "null"))) == [], "the page logged errors"
 
     screenshot = tmp_path / "report.png"
-    shot = run_browser(binary, tmp_path / "profile-shot", "--window-size=1280,1600", f"--screenshot={screenshot}", url)
+    shot = run_browser(chromium, tmp_path / "profile-shot", "--window-size=1280,1600", f"--screenshot={screenshot}", url)
     assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
     width, height, channels, rows = decode_png(screenshot)
     assert (width, height) == (1280, 1600)

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="m1 report needs matplotlib: pip install matplotlib")
 
-from test_report import chromium, run_browser  # the browser helpers of the report's own test
+from test_report import run_browser  # the browser helper of the report's own test
 
 from m1.data.items import MCQItem
 from m1.evaluation.paired import mcnemar_exact
@@ -621,14 +621,13 @@ def test_a_target_that_is_no_accuracy_is_refused_before_anything_is_written(tmp_
 
 
 @pytest.mark.slow
-def test_every_new_section_renders_in_a_headless_browser(three: Drawn, tmp_path: Path) -> None:
-    binary = chromium()
+def test_every_new_section_renders_in_a_headless_browser(three: Drawn, tmp_path: Path, chromium) -> None:
     paths = three.paths
     text = paths.html.read_text()
     for heading in HEADINGS:
         assert f"<h2>{heading}</h2>" in text
     pngs = sum(1 for p in paths.figures if p.suffix == ".png")
-    dom = run_browser(binary, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom",
+    dom = run_browser(chromium, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom",
                       paths.html.resolve().as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r"<body([^>]*)>", dom.stdout)

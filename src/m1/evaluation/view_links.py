@@ -3,6 +3,7 @@ item pages, so that the static report can link its tables to the traces behind t
 
     names = run_names([Path("runs/base"), Path("runs/tuned")])   # ["base", "tuned"]
     items_url(point=point_name("base", "B128_K4"), correct="false", source="MedMCQA_validation")
+    items_url([("run", "base"), ("run", "tuned")], page="2")      # pairs where a name repeats
     item_url("fb37799a017d17a7", runs=["base"])                  # "/items/fb37799a017d17a7?run=base"
 
 The parameters are the ones `m1.viewing.query` reads (its header lists them and what they mean);
@@ -40,13 +41,18 @@ def point_name(run: str, key: str) -> str:
     return f"{run}:{key}"
 
 
-def items_url(**params: str | None) -> str:
-    """The item list with these filters (None values left out), in the order given."""
-    query = urlencode([(name, value) for name, value in params.items() if value is not None])
-    return "/items" + (f"?{query}" if query else "")
+def items_url(pairs: Iterable[tuple[str, str | None]] = (), **params: str | None) -> str:
+    """The item list with these filters: `pairs` (a name may repeat, as run= does), then `params`;
+    None values left out, in the order given."""
+    return "/items" + _query([*pairs, *params.items()])
 
 
-def item_url(uid: str, runs: Iterable[str] = ()) -> str:
-    """One item's page, with only these runs' columns (every run's when none is named)."""
-    query = urlencode([("run", run) for run in runs])
-    return f"/items/{quote(uid, safe='')}" + (f"?{query}" if query else "")
+def item_url(uid: str, runs: Iterable[str] = (), **params: str | None) -> str:
+    """One item's page, with only these runs' columns (every run's when none is named) and its
+    `params` (point: the point whose traces it opens; mode)."""
+    return f"/items/{quote(uid, safe='')}" + _query([*(("run", run) for run in runs), *params.items()])
+
+
+def _query(pairs: Iterable[tuple[str, str | None]]) -> str:
+    query = urlencode([(name, value) for name, value in pairs if value is not None])
+    return f"?{query}" if query else ""

@@ -19,11 +19,9 @@ server-sent events (sse-starlette); the shared state set at startup is on `app.s
 # No `from __future__ import annotations`: FastAPI reads the routes' Annotated dependencies,
 # which name closures of create_app, from the live annotations.
 import asyncio
-import hmac
 import itertools
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,14 +29,14 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from m1.auth import LOOPBACK, api_key_from_env, key_check
 from m1.engine.backends.base import answer_reserve, choice_policy
 from m1.engine.default_model import default_preset as model_default_preset
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
@@ -75,9 +73,6 @@ from m1.engine.wire.responses import (
 from m1.serving.runners import Job, PromptText, make_runner, tagged_events
 
 log = logging.getLogger("m1.serving")
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 def check_default_early_exit(preset: str, early_exit: EarlyExit | None) -> None:
     """The default early exit must run on the default preset (it needs a forced-answer prefix)."""
@@ -151,19 +146,10 @@ def create_app(
         return error_response(request, APIError(500, f"internal server error ({type(err).__name__})",
                                                 type="server_error"))
 
-    async def authenticate(
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(HTTPBearer(auto_error=False))],
-        x_api_key: Annotated[str | None, Security(APIKeyHeader(name="x-api-key", auto_error=False))],
-    ) -> None:
-        """Every /v1 route: the key as `Authorization: Bearer <key>` (OpenAI) or `x-api-key` (Anthropic)."""
-        if api_key is None:
-            return
-        expected = api_key.encode()
-        sent = [key for key in (bearer.credentials if bearer else None, x_api_key) if key]
-        # Constant time, and every candidate compared, so the timing tells nothing about either.
-        if not any([hmac.compare_digest(key.strip().encode(), expected) for key in sent]):
-            raise APIError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>' "
-                           "(or 'x-api-key: <key>')", type="authentication_error", code="invalid_api_key")
+    # Every /v1 route: the key as `Authorization: Bearer <key>` (OpenAI) or `x-api-key` (Anthropic).
+    authenticate = key_check(api_key, lambda: APIError(
+        401, "missing or wrong API key: send the header 'Authorization: Bearer <key>' (or 'x-api-key: <key>')",
+        type="authentication_error", code="invalid_api_key"))
 
     async def read_body(request: Request) -> bytes:
         # JSON only, and said so: a browser sends text/plain or no content type cross-origin without
@@ -519,7 +505,7 @@ def serve(
         log.info('thinking_budget "auto" gets early exit %s', early_exit.model_dump_json())
     if effort_table is not None:
         log.info("reasoning_effort levels get %s", json.dumps(effort_table.to_file()))
-    api_key = os.environ.get(api_key_env) or None
+    api_key = api_key_from_env(api_key_env)
     if api_key:
         log.info("API key required on /v1 routes (read from $%s)", api_key_env)
     else:
