@@ -1,6 +1,6 @@
 """Real runs of the default model for the viewer's API and browser tests, made once per session by
-`m1 eval` itself: the same six bundled items, budgets 16 and 32 with one "Wait" (SmolLM2 stops
-thinking at once, so the Wait is always inserted), and beside it early exit at budget 32 (a
+`m1 eval` itself: the same six bundled items, budgets 16 and 32 with one "Wait" (SmolLM2 often stops
+thinking at once, so most items get the Wait inserted), and beside it early exit at budget 32 (a
 minimum of 16 gives its probes thinking to read), so two runs can be shown side by side."""
 
 from __future__ import annotations

@@ -291,3 +291,13 @@ def test_every_link_the_report_writes_opens_in_the_viewer(tmp_path: Path):
     for link in links:
         response = client.get(html.unescape(link).replace("/items", "/api/items", 1))
         assert response.status_code == 200, (link, response.text[:300])
+    # A linked flip count lists exactly that many items, and a linked uid opens that item.
+    cells = re.findall(rf"""<a class=view href="{re.escape(VIEW_URL)}(/[^"]*)">([^<]*)</a>""", report.html.read_text())
+    flips = [(html.unescape(link), text) for link, text in cells if "flip=" in link and text.isdigit()]
+    assert flips and any(text != "0" for _, text in flips)
+    for link, text in flips:
+        assert client.get(link.replace("/items", "/api/items", 1)).json()["total"] == int(text), link
+    uids = [(html.unescape(link), text) for link, text in cells if link.startswith("/items/") and " · " not in text]
+    assert uids
+    for link, uid in uids:
+        assert client.get(link.replace("/items", "/api/items", 1)).json()["uid"] == uid
