@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from m1.engine.controller import GenerationRecord, ProbeResult, RoundOutput, SampleController
 from m1.engine.policy import BudgetPolicy, EarlyExit
-from m1.evaluation.trace import Segment, segments, trace_note
+from m1.evaluation.trace import Segment, probability, segments, trace_note
 
 
 def record_of(policy: BudgetPolicy, script: list) -> GenerationRecord:
@@ -83,3 +83,20 @@ def test_rows_without_usable_spans_are_unmarked_and_say_why() -> None:
 def test_a_probe_mark_without_an_entry_has_none() -> None:
     row = {"thinking": "ab", "reply": "", "spans": [["generated", 2], ["probe", 0]], "probes": []}
     assert segments(row)[-1] == Segment("probe", "thinking", "", None, 0)
+
+
+def test_probe_entries_that_are_not_objects_are_malformed() -> None:
+    spans = [["generated", 2], ["probe", 0], ["probe", 0]]
+    for probes in ([1, "A"], "AB", {"answer": "A"}, 3):
+        found = segments({"thinking": "ab", "reply": "", "spans": spans, "probes": probes})
+        assert [(s.probe, s.number) for s in found[1:]] == [(None, 0), (None, 1)], probes
+        assert [s.to_dict()["probe"] for s in found[1:]] == [None, None]
+    found = segments({"thinking": "ab", "reply": "", "spans": spans, "probes": [[1], {"answer": "B"}]})
+    assert [s.probe for s in found[1:]] == [None, {"answer": "B"}]
+
+
+def test_a_probability_is_shown_only_when_it_is_a_number() -> None:
+    assert [probability({"probability": value}) for value in (0.25, 1, "high", "0.5", True, None, [0.5],
+                                                              float("nan"), float("inf"))] == [
+        0.25, 1.0, None, None, None, None, None, None, None]
+    assert probability(None) is None and probability({}) is None

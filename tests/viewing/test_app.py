@@ -21,7 +21,7 @@ from m1.viewing.app import SECURITY_HEADERS
 from m1.viewing.query import PARAMS
 
 from .conftest import client_for
-from .stores import Answer, make_items, make_run, predictions
+from .stores import Answer, make_items, make_run, odd_rows, predictions
 
 # ------------------------------------------------------------------------------ real runs
 
@@ -172,6 +172,22 @@ def test_a_corrupt_line_is_named_skipped_and_counted_on_the_page(writing: Path):
                                              "problem": api["runs"][0]["skipped"][0]["problem"]}
     # The rows on either side of it are there.
     assert client.get("/api/items?point=B16_K1&correct=true").json()["total"] == 6
+
+
+def test_valid_rows_with_odd_fields_are_shown_not_a_500(writing: Path):
+    odd_rows(predictions(writing, "B16_K1"))
+    client = client_for(writing)
+    for uid in ("S1-0", "S1-1", "S1-2"):
+        page, api = client.get(f"/items/{uid}"), client.get(f"/api/items/{uid}")
+        assert (page.status_code, api.status_code) == (200, 200), uid
+        [sample] = api.json()["runs"][0]["points"][0]["samples"]
+        probes = [s["probe"] for s in sample["segments"] if s["kind"] == "probe"]
+        assert probes == {"S1-0": [None], "S1-1": [],
+                          "S1-2": [{"answer": "A", "probability": "high", "thinking_tokens": 3, "read": "letters"}]}[uid]
+        assert sample["answer_read"] == {"S1-1": None, "S1-2": {"answer": "A", "probability": "high"}}.get(uid)
+        assert sample["exit_rule"] is None
+    assert "◆ probe</span>" in client.get("/items/S1-0").text
+    assert "◆ A</span>" in client.get("/items/S1-2").text  # the word is not shown as a probability
 
 
 def test_a_run_that_predates_traces_is_shown_unmarked(writing: Path):

@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from m1 import __version__
 from m1.auth import key_check
 from m1.data.errors import DataError
+from m1.evaluation.trace import probability
 from m1.evaluation.view_links import item_url, items_url
 from m1.scoring import MODES, RULES
 from m1.viewing.catalog import Catalog, QueryError
@@ -72,7 +73,7 @@ def _environment() -> Any:
     env = Environment(loader=PackageLoader("m1.viewing", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["visible_breaks"] = visible_breaks
-    env.globals.update(items_url=items_url, version=__version__, RULES=RULES, MODES=MODES,
+    env.globals.update(items_url=items_url, probability=probability, version=__version__, RULES=RULES, MODES=MODES,
                        BOOLEANS=BOOLEANS, FLIPS=FLIPS, SORTS=SORTS)
     return env
 
