@@ -292,6 +292,30 @@ def test_an_api_key_locks_every_route(writing: Path):
                       ).status_code == 401
 
 
+def test_another_host_name_is_refused_before_any_route(writing: Path):
+    """DNS rebinding: a page of evil.example that a DNS answer points at 127.0.0.1 sends its own name."""
+    from fastapi.testclient import TestClient
+
+    from m1.auth import trusted_hosts
+    from m1.viewing import Catalog, open_runs
+    from m1.viewing.app import create_app
+
+    catalog = Catalog(open_runs([writing]))
+    for hosts, api_key in ((trusted_hosts("127.0.0.1"), None), (trusted_hosts("192.168.1.5"), "view-key")):
+        client = TestClient(create_app(catalog, api_key=api_key, hosts=hosts), base_url="http://127.0.0.1:8765")
+        for host in ("evil.example", "evil.example:8765", "127.0.0.1.evil.example", "testserver", "[::2]:8765"):
+            for path in ("/items", "/api/items", "/items/S1-0", "/assets/view.css", "/nothing-here"):
+                refused = client.get(path, headers={"Host": host})
+                assert refused.status_code == 400 and "S1-0" not in refused.text, (host, path)
+                assert refused.headers["Content-Security-Policy"] == SECURITY_HEADERS["Content-Security-Policy"]
+        key = {"x-api-key": api_key} if api_key else {}
+        for host in ("127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", *hosts[3:]):
+            assert client.get("/api/items", headers={"Host": host, **key}).status_code == 200, host
+    assert trusted_hosts("::1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert trusted_hosts("fe80::1") == ["127.0.0.1", "localhost", "[::1]", "[fe80::1]"]
+    assert trusted_hosts("0.0.0.0") == trusted_hosts("::") == ["*"]  # every interface: the key guards it
+
+
 def test_every_link_the_report_writes_opens_in_the_viewer(tmp_path: Path):
     """The report (m1.evaluation.view_links) and the viewer agree on names and parameters."""
     from m1.evaluation.report import write_report

@@ -1,6 +1,7 @@
 """`m1 view` on the command line: a folder that is not a run is named with what it lacks (exit 2,
 no traceback), a host other machines reach needs a key, the port is 8765 or a free one, and the
-real command indexes a run, prints its URL and serves it until stopped by its own PID."""
+real command indexes a run, prints its URL and serves it (to its own Host names only) until
+stopped by its own PID."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -83,6 +85,10 @@ def test_the_command_serves_the_run_at_the_printed_url(run_dir: Path, tmp_path: 
         else:
             pytest.fail(f"{url} did not answer; log:\n{log.read_text()}")
         assert (run_dir / INDEX_NAME).exists()
+        # Another site's name (DNS rebinding) is refused.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "evil.example"}), timeout=5)
+        assert refused.value.code == 400
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)

@@ -69,7 +69,7 @@ def view_command(
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key")] = "M1_API_KEY",
 ) -> None:
     """Browse runs' traces in the browser: filter items, read thinking with inserted text marked."""
-    from m1.auth import LOOPBACK, api_key_from_env
+    from m1.auth import LOOPBACK, api_key_from_env, trusted_hosts
 
     console, err_console = make_console(), make_console(stderr=True)
     try:
@@ -93,7 +93,8 @@ def view_command(
     if api_key is not None:
         console.print(f"the API key from ${api_key_env} is required (the browser asks: any user name, the key "
                       "as password)", markup=False)
-    uvicorn.run(create_app(catalog, api_key=api_key), host=host, port=chosen, log_level="warning")
+    uvicorn.run(create_app(catalog, api_key=api_key, hosts=trusted_hosts(host)), host=host, port=chosen,
+                log_level="warning")
 
 
 def open_catalog(paths: list[Path], console: Console) -> Catalog:
