@@ -337,7 +337,10 @@ def test_every_link_the_report_writes_opens_in_the_viewer(tmp_path: Path):
     assert flips and any(text != "0" for _, text in flips)
     for link, text in flips:
         assert client.get(link.replace("/items", "/api/items", 1)).json()["total"] == int(text), link
+    # A flipped uid opens that item with the flip's from-point (B16_K1) open.
     uids = [(html.unescape(link), text) for link, text in cells if link.startswith("/items/") and " · " not in text]
     assert uids
     for link, uid in uids:
-        assert client.get(link.replace("/items", "/api/items", 1)).json()["uid"] == uid
+        view = client.get(link.replace("/items", "/api/items", 1)).json()
+        assert view["uid"] == uid and "point=reported%3AB16_K1" in link
+        assert [p["name"] for p in view["runs"][0]["points"] if p["focused"]] == ["reported:B16_K1"]
