@@ -11,7 +11,7 @@ import json
 import random
 import re
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
@@ -337,6 +337,23 @@ def test_every_link_the_report_writes_opens_in_the_viewer(tmp_path: Path):
     assert flips and any(text != "0" for _, text in flips)
     for link, text in flips:
         assert client.get(link.replace("/items", "/api/items", 1)).json()["total"] == int(text), link
+    # An accuracy cell lists the n - correct items of its source and point, a no-answer cell the
+    # items without an answer there: counted here from the point's scored.jsonl.
+    counted = {"correct": 0, "no_answer": 0}
+    for link, _ in cells:
+        params = dict(parse_qsl(urlsplit(html.unescape(link)).query))
+        kind = "correct" if params.get("correct") == "false" else "no_answer" if "no_answer" in params else None
+        if kind is None:
+            continue
+        mode, key = params["mode"], params["point"].removeprefix("reported:")
+        scored = [row for row in lines(root / "points" / key / "scored.jsonl")
+                  if params.get("source") in (None, row["source"])]
+        wanted = sum((not row[f"{mode}_correct"]) if kind == "correct" else row[f"{mode}_letter"] is None
+                     for row in scored)
+        assert client.get(html.unescape(link).replace("/items", "/api/items", 1)).json()["total"] == wanted, link
+        counted[kind] += 1
+    # Both sources and every "all items" row, at both points.
+    assert counted == {"correct": 4, "no_answer": 6}, counted
     # A flipped uid opens that item with the flip's from-point (B16_K1) open.
     uids = [(html.unescape(link), text) for link, text in cells if link.startswith("/items/") and " · " not in text]
     assert uids

@@ -122,8 +122,11 @@ def test_a_shrunk_or_replaced_file_and_changed_items_rebuild(writing: Path):
     path.write_bytes(b"".join(lines[:3]))
     assert index.refresh() == "rebuilt"
     assert rows(index, "SELECT COUNT(*) FROM predictions WHERE point = 'B16_K1'") == [(3,)]
-    # The same size, other content: the fingerprint of the indexed part tells.
+    # The same size, other content: the fingerprint of the indexed part tells. (Rewritten in place
+    # within the file system's mtime granularity, its stat would not change: a second later.)
     path.write_bytes(b"".join(lines[:3]).replace(b'"thinking_tokens": 5', b'"thinking_tokens": 6'))
+    written = path.stat()
+    os.utime(path, ns=(written.st_atime_ns, written.st_mtime_ns + 1_000_000_000))
     assert index.refresh() == "rebuilt"
     assert rows(index, "SELECT thinking_tokens FROM predictions WHERE uid = 'S1-0' AND point = 'B16_K1'") == [(6,)]
     # The run store's repair rewrites the file (a new inode) without its torn last line: not a rebuild.
