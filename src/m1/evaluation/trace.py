@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from m1.engine.controller import SpanKind
 
 SegmentKind = Literal["generated", "inserted", "unmarked", "probe", "exit"]
 Part = Literal["thinking", "reply"]
-SPAN_KINDS = ("generated", "inserted", "probe")  # what the controller writes (m1.engine.controller.SpanKind)
+SPAN_KINDS: tuple[str, ...] = get_args(SpanKind)  # what the controller writes
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,7 @@ def create_app(catalog: Catalog, *, api_key: str | None = None, hosts: Sequence[
         return HTMLResponse(_environment().get_template("list.html.j2").render(
             title="items", page=page, query=page.query, statuses=statuses, catalog=catalog, shown=shown,
             sources=sources, domains=domains, names=catalog.names, points=points, focus=focus,
+            every_point={number: catalog.point_names([number]) for number in shown},  # each run's, in its order
             item_link=lambda uid: item_url(uid, runs=page.query.run_names, point=focus.name,
                                            mode=None if page.query.mode == "strict" else page.query.mode)))
 

@@ -10,7 +10,8 @@ Tables (one sqlite3 file):
   items        position (items.jsonl order), uid, source, question (and `folded`, case-folded for
                search), answer_idx, domain (MeSH, when the run is labelled), item (the item as JSON)
   predictions  per (point, uid, sample): line, offset, length (of its predictions.jsonl line),
-               thinking/answer/inserted/probe tokens, thinking_end, answer_end, error, budget_hit,
+               thinking/answer/inserted/probe tokens, thinking_end, answer_end, error, budget_hit
+               (`m1.evaluation.results.budget_hit`, the summary's rule),
                and per mode (strict_, reference_) letter, rule, correct; `scored_by` says whether the
                letters come from the point's scored.jsonl or were scored here
   outcomes     per (point, uid): the item's answer as the run's summary counts it, per mode letter
@@ -54,6 +55,7 @@ from pydantic import ValidationError
 from m1.data.errors import DataError
 from m1.data.items import MCQItem
 from m1.evaluation.config import GridPoint
+from m1.evaluation.results import budget_hit
 from m1.io import sha256_file
 from m1.scoring import MODES, prediction_from_record, score_reply, vote
 from m1.viewing.runs import Run, check_run, run_domains
@@ -408,7 +410,7 @@ class RunIndex:
         return (point.key, checked.uid, sample, line.number, line.offset, line.length,
                 *(_count(row, name) for name in ("thinking_tokens", "answer_tokens", "inserted_tokens", "probe_tokens")),
                 _text(row, "thinking_end"), _text(row, "answer_end"), _text(row, "error"),
-                int(row.get("thinking_end") == "budget_reached"), *found)
+                int(budget_hit(row)), *found)
 
     def _scored_rows(self, db: sqlite3.Connection,
                      point: GridPoint) -> tuple[FileState | None, dict[tuple[str, int], tuple]]:
