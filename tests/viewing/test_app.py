@@ -182,8 +182,8 @@ def test_valid_rows_with_odd_fields_are_shown_not_a_500(writing: Path):
         assert (page.status_code, api.status_code) == (200, 200), uid
         [sample] = api.json()["runs"][0]["points"][0]["samples"]
         probes = [s["probe"] for s in sample["segments"] if s["kind"] == "probe"]
-        assert probes == {"S1-0": [None], "S1-1": [],
-                          "S1-2": [{"answer": "A", "probability": "high", "thinking_tokens": 3, "read": "letters"}]}[uid]
+        odd_probe = {"answer": "A", "probability": "high", "thinking_tokens": 3, "read": "letters"}
+        assert probes == {"S1-0": [None], "S1-1": [], "S1-2": [odd_probe]}[uid]
         assert sample["answer_read"] == {"S1-1": None, "S1-2": {"answer": "A", "probability": "high"}}.get(uid)
         assert sample["exit_rule"] is None
     assert "◆ probe</span>" in client.get("/items/S1-0").text

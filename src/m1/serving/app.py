@@ -11,8 +11,8 @@ Routes: `GET /health` (open), `GET /v1/models`, `POST /v1/completions`, `POST /v
 Anthropic's `x-api-key: <key>` (the `authenticate` dependency of the /v1 router); it is compared in
 constant time and never logged or echoed. A Host header that is not one of `hosts` is a 400
 (`serve` passes `m1.auth.trusted_hosts(host)`: loopback names and the address it listens on, so
-another site's page that a DNS answer points at 127.0.0.1 is refused). Request bodies must be JSON sent as application/json
-(415) and at most `max_body_bytes` long (413); the `typed_body` dependency reads them, and no body,
+another site's page that a DNS answer points at 127.0.0.1 is refused). Request bodies must be
+JSON sent as application/json (415) and at most `max_body_bytes` long (413); the `typed_body` dependency reads them, and no body,
 however malformed, gets a 5xx (`protocol.decode_body` refuses what is not plain JSON, `protocol.parse`
 names the bad field, and whatever else fails before generation starts is a 400). Streams are
 server-sent events (sse-starlette); the shared state set at startup is on `app.state`.
