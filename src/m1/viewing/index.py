@@ -2,7 +2,7 @@
 and an item page reads only its own lines.
 
     index = RunIndex(run)                     # <run>/view-index.sqlite
-    index.refresh(progress)                   # "current", "updated", "rebuilt" or "busy"; progress(done, total) in bytes
+    index.refresh(progress)                   # "current", "updated", "rebuilt" or "busy"; progress(done, total bytes)
     with index.connect() as db: ...           # the tables below (sqlite3, read them with SQL)
     read_prediction(run, key, offset, length) # one predictions line, by seek: the full row
 
