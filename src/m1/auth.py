@@ -1,7 +1,8 @@
-"""The API-key check of m1's web servers (`m1 serve`, `m1 view`): one rule, one place.
+"""The API-key and Host checks of m1's web servers (`m1 serve`, `m1 view`): one rule, one place.
 
     api_key = api_key_from_env("M1_API_KEY")                      # None when unset or empty
     router = APIRouter(dependencies=[Depends(key_check(api_key, refuse=lambda: MyError(401)))])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts("127.0.0.1"))
 
 The key comes only from the environment (never a flag, never a file in the repository), so it is
 not in shell history or `ps`. A request carries it as `Authorization: Bearer <key>` (OpenAI's
@@ -10,6 +11,12 @@ Basic auth, which is what a browser can send (it asks for it once and sends it w
 and asset). Every candidate is compared in constant time, so timing tells nothing about the key;
 the key is never logged or echoed. Without a key, every request passes. `LOOPBACK` names the
 hosts that only this machine reaches.
+
+The Host check stops DNS rebinding: a page of another site whose name the attacker's DNS then
+points at 127.0.0.1 reaches a loopback server, but its requests carry the site's name as Host.
+`trusted_hosts` is what a server listening on an address answers to: the loopback names and the
+address itself; every name when it listens on all interfaces (then m1 view requires a key, which
+such a page does not have).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's Annotated parameters
@@ -26,6 +33,19 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 # Host names a server listens on when only this machine can reach it.
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# The same as a Host header names them (an IPv6 address in brackets).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# Addresses that listen on every interface: any name that reaches the machine is the server's.
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+
+def trusted_hosts(host: str) -> list[str]:
+    """The Host header values a server listening on `host` answers (starlette's
+    TrustedHostMiddleware patterns): the loopback names and `host`, or "*" on all interfaces."""
+    if host in ALL_INTERFACES:
+        return ["*"]
+    named = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return list(dict.fromkeys([*LOOPBACK_HOSTS, named.lower()]))
 
 
 def api_key_from_env(name: str) -> str | None:

@@ -1,6 +1,6 @@
 """API-key auth on a server of its own: /v1 routes need the key (`Authorization: Bearer` or
 Anthropic's `x-api-key`), /health does not, and neither the key nor a wrong key ever reaches an
-error body or the server's logs."""
+error body or the server's logs; a Host header that is not the server's (DNS rebinding) is a 400."""
 
 from __future__ import annotations
 
@@ -82,6 +82,15 @@ def test_the_key_works_with_the_openai_client(locked) -> None:
         OpenAI(base_url=locked.base_url, api_key=WRONG, max_retries=0).models.list()
 
 
+def test_another_host_name_is_refused(locked) -> None:
+    for path in ("/health", "/v1/models"):
+        for host in ("evil.example", "evil.example:8000", "localhost.evil.example"):
+            assert httpx.get(f"{locked.url}{path}", headers={"Host": host}, timeout=60).status_code == 400, host
+        for host in ("localhost", "127.0.0.1:8000"):
+            answer = httpx.get(f"{locked.url}{path}", headers={"Host": host, "x-api-key": KEY}, timeout=60)
+            assert answer.status_code == 200, host
+
+
 def test_keys_never_appear_in_the_logs(locked) -> None:
     # Runs after the requests above (module order); the log is written by the server process.
     log = locked.log()
@@ -89,3 +98,4 @@ def test_keys_never_appear_in_the_logs(locked) -> None:
     assert "Bearer" not in log and "x-api-key" not in log.lower() and "/v1/models" in log
     assert KEY not in log and WRONG not in log
     assert "M1_TEST_SERVE_KEY" in log  # the log says where the key comes from, never what it is
+

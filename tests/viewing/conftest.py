@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from m1.auth import LOOPBACK_HOSTS
 from m1.evaluation.runner import BUNDLED_SAMPLE
 from m1.viewing import Catalog, open_runs
 from m1.viewing.app import create_app
@@ -38,5 +39,6 @@ def real_runs(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def client_for(*roots: Path, api_key: str | None = None) -> TestClient:
-    """The viewer's app over the runs at `roots`, as `m1 view` serves it."""
-    return TestClient(create_app(Catalog(open_runs(roots)), api_key=api_key))
+    """The viewer's app over the runs at `roots`, as `m1 view` serves it, answering the test
+    client's Host ("testserver") besides the loopback names."""
+    return TestClient(create_app(Catalog(open_runs(roots)), api_key=api_key, hosts=(*LOOPBACK_HOSTS, "testserver")))

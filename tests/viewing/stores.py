@@ -1,10 +1,12 @@
 """Synthetic run stores for the viewer's tests, written exactly as `m1 eval` writes them: the run
 store's own methods, the runner's row builder (`prediction_row`) over controller-style records
 with spans, and the runner's scoring (`score_run`) when the run is finished. Each item's answer
-at each point is chosen by the test, so every count a filter gives is known by construction."""
+at each point is chosen by the test, so every count a filter gives is known by construction;
+`odd_rows` makes rows that are valid JSON with odd fields, as a hand-edited or foreign file has."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +98,16 @@ def write_domains(path: Path, names: dict[str, tuple[str, str]]) -> Path:
                                                              "flagged": False})
                         for uid, (code, name) in names.items()])
     return path
+
+
+def odd_rows(path: Path) -> None:
+    """Rewrite a point's first three rows as valid JSON with odd fields: probe entries that are not
+    objects, an answer_read that is a string, a probability that is a word."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["probes"] = [1]
+    rows[0]["spans"].insert(1, ["probe", 0])
+    rows[1]["answer_read"], rows[1]["exit_rule"] = "x", ["x"]
+    rows[2]["probes"] = [{"answer": "A", "probability": "high", "thinking_tokens": 3, "read": "letters"}]
+    rows[2]["spans"].insert(1, ["probe", 0])
+    rows[2]["answer_read"] = {"answer": "A", "probability": "high"}
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -11,7 +11,7 @@ import json
 import random
 import re
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
@@ -21,7 +21,7 @@ from m1.viewing.app import SECURITY_HEADERS
 from m1.viewing.query import PARAMS
 
 from .conftest import client_for
-from .stores import Answer, make_items, make_run, predictions
+from .stores import Answer, make_items, make_run, odd_rows, predictions
 
 # ------------------------------------------------------------------------------ real runs
 
@@ -174,6 +174,22 @@ def test_a_corrupt_line_is_named_skipped_and_counted_on_the_page(writing: Path):
     assert client.get("/api/items?point=B16_K1&correct=true").json()["total"] == 6
 
 
+def test_valid_rows_with_odd_fields_are_shown_not_a_500(writing: Path):
+    odd_rows(predictions(writing, "B16_K1"))
+    client = client_for(writing)
+    for uid in ("S1-0", "S1-1", "S1-2"):
+        page, api = client.get(f"/items/{uid}"), client.get(f"/api/items/{uid}")
+        assert (page.status_code, api.status_code) == (200, 200), uid
+        [sample] = api.json()["runs"][0]["points"][0]["samples"]
+        probes = [s["probe"] for s in sample["segments"] if s["kind"] == "probe"]
+        odd_probe = {"answer": "A", "probability": "high", "thinking_tokens": 3, "read": "letters"}
+        assert probes == {"S1-0": [None], "S1-1": [], "S1-2": [odd_probe]}[uid]
+        assert sample["answer_read"] == {"S1-1": None, "S1-2": {"answer": "A", "probability": "high"}}.get(uid)
+        assert sample["exit_rule"] is None
+    assert "◆ probe</span>" in client.get("/items/S1-0").text
+    assert "◆ A</span>" in client.get("/items/S1-2").text  # the word is not shown as a probability
+
+
 def test_a_run_that_predates_traces_is_shown_unmarked(writing: Path):
     path = predictions(writing, "B16_K1")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -276,6 +292,30 @@ def test_an_api_key_locks_every_route(writing: Path):
                       ).status_code == 401
 
 
+def test_another_host_name_is_refused_before_any_route(writing: Path):
+    """DNS rebinding: a page of evil.example that a DNS answer points at 127.0.0.1 sends its own name."""
+    from fastapi.testclient import TestClient
+
+    from m1.auth import trusted_hosts
+    from m1.viewing import Catalog, open_runs
+    from m1.viewing.app import create_app
+
+    catalog = Catalog(open_runs([writing]))
+    for hosts, api_key in ((trusted_hosts("127.0.0.1"), None), (trusted_hosts("192.168.1.5"), "view-key")):
+        client = TestClient(create_app(catalog, api_key=api_key, hosts=hosts), base_url="http://127.0.0.1:8765")
+        for host in ("evil.example", "evil.example:8765", "127.0.0.1.evil.example", "testserver", "[::2]:8765"):
+            for path in ("/items", "/api/items", "/items/S1-0", "/assets/view.css", "/nothing-here"):
+                refused = client.get(path, headers={"Host": host})
+                assert refused.status_code == 400 and "S1-0" not in refused.text, (host, path)
+                assert refused.headers["Content-Security-Policy"] == SECURITY_HEADERS["Content-Security-Policy"]
+        key = {"x-api-key": api_key} if api_key else {}
+        for host in ("127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", *hosts[3:]):
+            assert client.get("/api/items", headers={"Host": host, **key}).status_code == 200, host
+    assert trusted_hosts("::1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert trusted_hosts("fe80::1") == ["127.0.0.1", "localhost", "[::1]", "[fe80::1]"]
+    assert trusted_hosts("0.0.0.0") == trusted_hosts("::") == ["*"]  # every interface: the key guards it
+
+
 def test_every_link_the_report_writes_opens_in_the_viewer(tmp_path: Path):
     """The report (m1.evaluation.view_links) and the viewer agree on names and parameters."""
     from m1.evaluation.report import write_report
@@ -297,7 +337,27 @@ def test_every_link_the_report_writes_opens_in_the_viewer(tmp_path: Path):
     assert flips and any(text != "0" for _, text in flips)
     for link, text in flips:
         assert client.get(link.replace("/items", "/api/items", 1)).json()["total"] == int(text), link
+    # An accuracy cell lists the n - correct items of its source and point, a no-answer cell the
+    # items without an answer there: counted here from the point's scored.jsonl.
+    counted = {"correct": 0, "no_answer": 0}
+    for link, _ in cells:
+        params = dict(parse_qsl(urlsplit(html.unescape(link)).query))
+        kind = "correct" if params.get("correct") == "false" else "no_answer" if "no_answer" in params else None
+        if kind is None:
+            continue
+        mode, key = params["mode"], params["point"].removeprefix("reported:")
+        scored = [row for row in lines(root / "points" / key / "scored.jsonl")
+                  if params.get("source") in (None, row["source"])]
+        wanted = sum((not row[f"{mode}_correct"]) if kind == "correct" else row[f"{mode}_letter"] is None
+                     for row in scored)
+        assert client.get(html.unescape(link).replace("/items", "/api/items", 1)).json()["total"] == wanted, link
+        counted[kind] += 1
+    # Both sources and every "all items" row, at both points.
+    assert counted == {"correct": 4, "no_answer": 6}, counted
+    # A flipped uid opens that item with the flip's from-point (B16_K1) open.
     uids = [(html.unescape(link), text) for link, text in cells if link.startswith("/items/") and " · " not in text]
     assert uids
     for link, uid in uids:
-        assert client.get(link.replace("/items", "/api/items", 1)).json()["uid"] == uid
+        view = client.get(link.replace("/items", "/api/items", 1)).json()
+        assert view["uid"] == uid and "point=reported%3AB16_K1" in link
+        assert [p["name"] for p in view["runs"][0]["points"] if p["focused"]] == ["reported:B16_K1"]

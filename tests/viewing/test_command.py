@@ -1,6 +1,7 @@
 """`m1 view` on the command line: a folder that is not a run is named with what it lacks (exit 2,
-no traceback), a host other machines reach needs a key, the port is 8765 or a free one, and the
-real command indexes a run, prints its URL and serves it until stopped by its own PID."""
+no traceback), a host other machines reach needs a key, the port is 8765 or a free one (with a
+warning that the report's links expect 8765), and the real command indexes a run, prints its
+URL and serves it (to its own Host names only) until stopped by its own PID."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -59,6 +61,28 @@ def test_the_port_is_8765_or_a_free_one():
         assert chosen != busy and (chosen == VIEW_PORT or chosen > 1024)
 
 
+def test_without_port_8765_the_command_warns_that_report_links_miss_it(run_dir: Path, monkeypatch):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    monkeypatch.setenv("M1_API_KEY", "")
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", VIEW_PORT))
+        except OSError:  # something else holds it: the same case
+            pass
+        result = CliRunner().invoke(app, ["view", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert served["port"] != VIEW_PORT and f"http://127.0.0.1:{served['port']}/items" in result.output
+    assert (f"warning: port {VIEW_PORT} on 127.0.0.1 is taken, so m1 view listens on port {served['port']}; "
+            f"the links in report.html (m1 report) expect port {VIEW_PORT}") in result.output
+    # It answers its own Host names only.
+    assert TestClient(served["app"]).get("/api/items").status_code == 400
+    assert TestClient(served["app"], base_url=f"http://127.0.0.1:{served['port']}").get("/api/items").status_code == 200
+
+
 def test_the_command_serves_the_run_at_the_printed_url(run_dir: Path, tmp_path: Path):
     env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[2] / "src"),
                                                                   os.environ.get("PYTHONPATH")) if p),
@@ -83,6 +107,10 @@ def test_the_command_serves_the_run_at_the_printed_url(run_dir: Path, tmp_path: 
         else:
             pytest.fail(f"{url} did not answer; log:\n{log.read_text()}")
         assert (run_dir / INDEX_NAME).exists()
+        # Another site's name (DNS rebinding) is refused.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "evil.example"}), timeout=5)
+        assert refused.value.code == 400
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)

@@ -2,19 +2,25 @@
 date when a predictions file grows (a line being written waits), rebuilt when one shrinks or is
 replaced, when items.jsonl or the index version changes, or when the index file is broken; a
 scored.jsonl replaces the letters scored here (which agree with it); bad lines are named,
-skipped and counted; a failed build leaves the old index as it was."""
+skipped and counted; a failed build leaves the old index as it was. A catalog reads an index
+another process replaced, and the others when one run fails; an index another process holds
+locked is served as it is, not rebuilt."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from m1.evaluation.runner import prediction_row
 from m1.evaluation.store import RunStore
-from m1.viewing import INDEX_NAME, RunIndex, open_run, read_prediction
+from m1.data.errors import DataError
+from m1.viewing import INDEX_NAME, Catalog, RunIndex, open_run, open_runs, read_prediction
+from m1.viewing import index as index_module
 from m1.viewing.index import SCORE_COLUMNS
 
 from .stores import Answer, make_items, make_run, point, predictions, record
@@ -116,8 +122,11 @@ def test_a_shrunk_or_replaced_file_and_changed_items_rebuild(writing: Path):
     path.write_bytes(b"".join(lines[:3]))
     assert index.refresh() == "rebuilt"
     assert rows(index, "SELECT COUNT(*) FROM predictions WHERE point = 'B16_K1'") == [(3,)]
-    # The same size, other content: the fingerprint of the indexed part tells.
+    # The same size, other content: the fingerprint of the indexed part tells. (Rewritten in place
+    # within the file system's mtime granularity, its stat would not change: a second later.)
     path.write_bytes(b"".join(lines[:3]).replace(b'"thinking_tokens": 5', b'"thinking_tokens": 6'))
+    written = path.stat()
+    os.utime(path, ns=(written.st_atime_ns, written.st_mtime_ns + 1_000_000_000))
     assert index.refresh() == "rebuilt"
     assert rows(index, "SELECT thinking_tokens FROM predictions WHERE uid = 'S1-0' AND point = 'B16_K1'") == [(6,)]
     # The run store's repair rewrites the file (a new inode) without its torn last line: not a rebuild.
@@ -168,3 +177,48 @@ def test_another_version_a_broken_file_or_a_failed_build(writing: Path):
     assert index.path.read_bytes() == before
     assert [p.name for p in writing.iterdir() if p.name.endswith(".tmp")] == []
     assert index.refresh() == "rebuilt"
+
+
+def count_in(catalog: Catalog, number: int = 0) -> int:
+    with catalog.reading() as db:
+        return db.execute(f"SELECT COUNT(*) FROM r{number}.predictions").fetchone()[0]
+
+
+def test_a_catalog_reads_the_index_another_process_replaced(writing: Path, tmp_path: Path):
+    catalog = Catalog(open_runs([writing]))
+    assert count_in(catalog) == 10
+    # A second m1 view started on the fresh run builds the index too, and renames it over this one's...
+    other = RunIndex(open_run(writing), tmp_path / "built-elsewhere.sqlite")
+    assert other.refresh() == "rebuilt"
+    os.replace(other.path, writing / INDEX_NAME)
+    # ...then brings it up to date itself: this catalog's refresh has nothing left to do.
+    append(writing, "B32_K1", "S2-0", Answer("A"))
+    assert RunIndex(open_run(writing)).refresh() == "updated"
+    assert count_in(catalog) == 11
+
+
+def test_a_run_that_fails_does_not_keep_the_others_on_their_old_index(writing: Path, tmp_path: Path):
+    other = make_run(tmp_path / "other", "other", ITEMS, ANSWERS, [16, 32], finish=False)
+    catalog = Catalog(open_runs([writing, other]))
+    assert count_in(catalog, 0) == 10
+    predictions(writing, "B16_K1").write_text("")  # run 0 is rebuilt by the next refresh...
+    items = (other / "items.jsonl").read_bytes()
+    (other / "items.jsonl").unlink()  # ...in which run 1 fails
+    with pytest.raises(DataError, match="items.jsonl missing"):
+        catalog.refresh()
+    (other / "items.jsonl").write_bytes(items)
+    assert (count_in(catalog, 0), count_in(catalog, 1)) == (4, 10)
+
+
+def test_an_index_another_process_holds_is_served_as_it_is(writing: Path, monkeypatch):
+    monkeypatch.setattr(index_module, "BUSY_WAIT_S", 0.05)
+    index = build(writing)
+    inode = index.path.stat().st_ino
+    append(writing, "B32_K1", "S2-0", Answer("A"))
+    with closing(sqlite3.connect(index.path)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another m1 view mid-update
+        assert index.refresh() == "busy"
+        assert index.path.stat().st_ino == inode  # locked is not broken: no rebuild
+        other.rollback()
+    assert index.refresh() == "updated"
+    assert rows(index, "SELECT COUNT(*) FROM predictions WHERE point = 'B32_K1'") == [(5,)]

@@ -1,6 +1,7 @@
 """The report's embedded traces on real runs of the default model: for readers without `m1 view`,
 report.html shows a bounded sample of items, flipped ones first, with inserted text and probes
-marked as the viewer marks them, and each item links to its page in the viewer."""
+marked as the viewer marks them, and each item links to its page in the viewer; rows with odd
+fields (probe entries that are not objects, a probability that is a word) are drawn, not a crash."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from m1.evaluation.report.items import ITEMS_SHOWN
 from m1.evaluation.view_links import VIEW_URL
 
 from .conftest import client_for
+from .stores import Answer, make_items, make_run, odd_rows, predictions
 
 
 @pytest.mark.slow
@@ -41,3 +43,11 @@ def test_the_report_embeds_flipped_items_first_with_marked_traces(real_runs, tmp
     client = client_for(*roots)
     for link in re.findall(rf'<h3><a class=view href="{re.escape(VIEW_URL)}(/items/[^"]*)"', text):
         assert client.get(html.unescape(link)).status_code == 200
+
+
+def test_the_report_draws_rows_with_odd_fields(tmp_path: Path) -> None:
+    items = make_items({"S1": 3})
+    root = make_run(tmp_path, "odd", items, {"B16_K1": {item.uid: [Answer("A")] for item in items}}, [16])
+    odd_rows(predictions(root, "B16_K1"))
+    text = write_report([root], tmp_path / "report").html.read_text()
+    assert "<span class=probe>◆ probe</span>" in text and "<span class=probe>◆ A</span>" in text

@@ -16,6 +16,7 @@ each point's calibration; and with early exit, each early-exit point against its
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from typing import Any
 
 from m1.data.errors import DataError
@@ -145,6 +146,11 @@ def scored_row(point: GridPoint, row: dict[str, Any], strict: ScoredRow, referen
             "confidence_reference": answer_confidence(row, reference.letter)}
 
 
+def budget_hit(row: Mapping[str, Any]) -> bool:
+    """Whether a predictions row's thinking reached its budget (what budget_hit_rate counts)."""
+    return row.get("thinking_end") == "budget_reached"
+
+
 def token_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Token use over a point's predictions (every sample counts); total_tokens_mean is per item:
     all its samples' thinking, answer and probe tokens."""
@@ -159,7 +165,7 @@ def token_usage(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "answer_tokens_mean": statistics.fmean(r["answer_tokens"] for r in rows) if rows else 0.0,
         "inserted_tokens_mean": statistics.fmean(r["inserted_tokens"] for r in rows) if rows else 0.0,
         "extensions_used_mean": statistics.fmean(r["extensions_used"] for r in rows) if rows else 0.0,
-        "budget_hit_rate": sum(r["thinking_end"] == "budget_reached" for r in rows) / len(rows) if rows else 0.0,
+        "budget_hit_rate": sum(map(budget_hit, rows)) / len(rows) if rows else 0.0,
         "thinking_end": {end: sum(r["thinking_end"] == end for r in rows) for end in sorted({str(r["thinking_end"]) for r in rows})},
         "errors": sum(1 for r in rows if r.get("error")),
         "thinking_tokens": thinking,

@@ -3,6 +3,7 @@
     for segment in segments(row):     # a predictions.jsonl row (m1.evaluation.runner.prediction_row)
         segment.part, segment.kind, segment.text, segment.probe
     trace_note(row)                   # None, or why the row's text is shown unmarked
+    probability(segment.probe)        # a probe's (or answer_read's) probability as shown: a float or None
 
 A row's `spans` ([kind, characters], run-length over `thinking + reply`, filled by
 `m1.engine.controller`) say which text the model generated and which m1 inserted: the "Wait"
@@ -12,20 +13,24 @@ the answer. `segments` cuts the spans where the thinking ends (`part` "thinking"
 split at `len(thinking)`), gives each probe its entry, and adds a zero-length "exit" segment at
 the end of the thinking when early exit ended it (thinking_end "early_exit"). A row without
 spans (written before m1 recorded them) or with spans that do not cover its text is shown
-"unmarked": its text, with the exit point, and `trace_note` says why.
+"unmarked": its text, with the exit point, and `trace_note` says why. A probe entry that is not
+an object (or `probes` that is not a list) is malformed: its mark is drawn with entry None.
 
 Pure functions, no HTML: `m1 view` and the static report both draw these segments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from m1.engine.controller import SpanKind
 
 SegmentKind = Literal["generated", "inserted", "unmarked", "probe", "exit"]
 Part = Literal["thinking", "reply"]
-SPAN_KINDS = ("generated", "inserted", "probe")  # what the controller writes (m1.engine.controller.SpanKind)
+SPAN_KINDS: tuple[str, ...] = get_args(SpanKind)  # what the controller writes
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,15 @@ def segments(row: Mapping[str, Any]) -> list[Segment]:
     if trace_note(row) is not None:
         found = [Segment("unmarked", "thinking", thinking)] if thinking else []
         return _with_exit(row, found + ([Segment("unmarked", "reply", reply)] if reply else []))
-    probes: Sequence[Mapping[str, Any]] = row.get("probes") or []
+    probes = row.get("probes")
+    entries = probes if isinstance(probes, list) else []
     split, position, number, found = len(thinking), 0, 0, []
     text = thinking + reply
     for kind, length in row["spans"]:
         if kind == "probe":
-            entry = probes[number] if number < len(probes) else None
-            found.append(Segment("probe", "thinking" if position <= split else "reply", probe=entry, number=number))
+            entry = entries[number] if number < len(entries) else None
+            found.append(Segment("probe", "thinking" if position <= split else "reply",
+                                 probe=entry if isinstance(entry, Mapping) else None, number=number))
             number += 1
             continue
         end = position + length
@@ -84,6 +91,15 @@ def segments(row: Mapping[str, Any]) -> list[Segment]:
             found.append(Segment(kind, "thinking" if end <= split else "reply", text[position:end]))
         position = end
     return _with_exit(row, found)
+
+
+def probability(entry: Mapping[str, Any] | None) -> float | None:
+    """The probability a probe entry or a row's answer_read gives, as pages show it: a finite
+    number, else None (a row read from disk may hold anything there)."""
+    value = entry.get("probability") if isinstance(entry, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _with_exit(row: Mapping[str, Any], found: list[Segment]) -> list[Segment]:

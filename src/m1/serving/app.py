@@ -9,8 +9,10 @@ Routes: `GET /health` (open), `GET /v1/models`, `POST /v1/completions`, `POST /v
 "message"}}`); a bad request never reaches the model. When the environment variable named by
 `api_key_env` is set, every /v1 route needs the key, as `Authorization: Bearer <key>` or as
 Anthropic's `x-api-key: <key>` (the `authenticate` dependency of the /v1 router); it is compared in
-constant time and never logged or echoed. Request bodies must be JSON sent as application/json
-(415) and at most `max_body_bytes` long (413); the `typed_body` dependency reads them, and no body,
+constant time and never logged or echoed. A Host header that is not one of `hosts` is a 400
+(`serve` passes `m1.auth.trusted_hosts(host)`: loopback names and the address it listens on, so
+another site's page that a DNS answer points at 127.0.0.1 is refused). Request bodies must be
+JSON sent as application/json (415) and at most `max_body_bytes` long (413); the `typed_body` dependency reads them, and no body,
 however malformed, gets a 5xx (`protocol.decode_body` refuses what is not plain JSON, `protocol.parse`
 names the bad field, and whatever else fails before generation starts is a 400). Streams are
 server-sent events (sse-starlette); the shared state set at startup is on `app.state`.
@@ -24,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import Annotated, Any
@@ -35,8 +37,9 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from m1.auth import LOOPBACK, api_key_from_env, key_check
+from m1.auth import LOOPBACK, api_key_from_env, key_check, trusted_hosts
 from m1.engine.backends.base import answer_reserve, choice_policy
 from m1.engine.default_model import default_preset as model_default_preset
 from m1.engine.policy import PRESETS, BudgetPolicy, EarlyExit
@@ -96,8 +99,12 @@ def create_app(
     default_preset: str | None = None,
     early_exit: EarlyExit | None = None,
     effort_table: EffortTable | None = None,
+    hosts: Sequence[str] = ("*",),
 ) -> FastAPI:
     """The ASGI app around a started-on-demand runner (`BatchingRunner` or `AsyncVLLMRunner`).
+
+    `hosts`: the Host header values it answers (default any: an app run in-process by tests;
+    `serve` passes the ones of its address).
 
     `default_preset` is the preset of requests that name none (default: `served_model`'s own);
     `early_exit` what a request's `thinking_budget: "auto"` asks for (none: such requests get a 400);
@@ -124,6 +131,7 @@ def create_app(
         await runner.stop()
 
     app = FastAPI(title="m1 serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
 
     def error_response(request: Request, err: APIError) -> JSONResponse:
         # Each dialect's clients read errors in their own shape (the anthropic SDK raises its
@@ -532,5 +540,5 @@ def serve(
     app = create_app(runner, served_model=served_model_name or model, api_key=api_key, max_body_bytes=max_body_bytes,
                      max_thinking_tokens=max_thinking_tokens, max_extensions=max_extensions,
                      default_max_tokens=default_max_tokens, default_preset=default_preset, early_exit=early_exit,
-                     effort_table=effort_table)
+                     effort_table=effort_table, hosts=trusted_hosts(host))
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -1,6 +1,7 @@
 """The HTTP layer of `m1 view`: server-rendered pages and a JSON API over the catalog of runs.
 
-    app = create_app(Catalog(open_runs(["runs/base", "runs/tuned"])), api_key=None)
+    app = create_app(Catalog(open_runs(["runs/base", "runs/tuned"])), api_key=None,
+                     hosts=trusted_hosts("127.0.0.1"))   # the Host names it answers (m1.auth)
 
 URL scheme (stable: the static report links to it through `m1.evaluation.view_links`, which
 builds these URLs and names runs and points as the viewer does; every parameter is
@@ -22,13 +23,16 @@ item a 404, never a 500: the JSON routes answer `{"error": {"message", "param", 
 Pages load nothing from anywhere but this server (the Content-Security-Policy says so too);
 templates escape every value. With an API key (`m1 view --api-key-env`), every route needs it,
 through `m1.auth`: as a browser's HTTP Basic password (any user name), `Authorization: Bearer`,
-or `x-api-key`.
+or `x-api-key`. A request whose Host is not one of `hosts` (loopback names by default; m1 view
+adds its --host) is a 400 before any route: another site's page that a DNS answer points at
+127.0.0.1 cannot read the runs (DNS rebinding).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' Annotated parameters from
 # the live annotations.
 import functools
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
@@ -36,10 +40,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from m1 import __version__
-from m1.auth import key_check
+from m1.auth import LOOPBACK_HOSTS, key_check
 from m1.data.errors import DataError
+from m1.evaluation.trace import probability
 from m1.evaluation.view_links import item_url, items_url
 from m1.scoring import MODES, RULES
 from m1.viewing.catalog import Catalog, QueryError
@@ -72,7 +78,7 @@ def _environment() -> Any:
     env = Environment(loader=PackageLoader("m1.viewing", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["visible_breaks"] = visible_breaks
-    env.globals.update(items_url=items_url, version=__version__, RULES=RULES, MODES=MODES,
+    env.globals.update(items_url=items_url, probability=probability, version=__version__, RULES=RULES, MODES=MODES,
                        BOOLEANS=BOOLEANS, FLIPS=FLIPS, SORTS=SORTS)
     return env
 
@@ -87,10 +93,13 @@ def _asset(name: str) -> bytes:
     return resources.files("m1.viewing").joinpath("assets", name).read_bytes()
 
 
-def create_app(catalog: Catalog, *, api_key: str | None = None) -> FastAPI:
-    """The ASGI app over `catalog` (its indexes are built on the first request if need be)."""
+def create_app(catalog: Catalog, *, api_key: str | None = None, hosts: Sequence[str] = LOOPBACK_HOSTS) -> FastAPI:
+    """The ASGI app over `catalog` (its indexes are built on the first request if need be),
+    answering requests whose Host is one of `hosts` (m1.auth.trusted_hosts)."""
     app = FastAPI(title="m1 view", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(key_check(api_key, Unauthorized, basic=True))])
+    # Added before the headers middleware, so that its 400 gets the security headers too.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
 
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith("/api/")
@@ -166,6 +175,7 @@ def create_app(catalog: Catalog, *, api_key: str | None = None) -> FastAPI:
         return HTMLResponse(_environment().get_template("list.html.j2").render(
             title="items", page=page, query=page.query, statuses=statuses, catalog=catalog, shown=shown,
             sources=sources, domains=domains, names=catalog.names, points=points, focus=focus,
+            every_point={number: catalog.point_names([number]) for number in shown},  # each run's, in its order
             item_link=lambda uid: item_url(uid, runs=page.query.run_names, point=focus.name,
                                            mode=None if page.query.mode == "strict" else page.query.mode)))
 

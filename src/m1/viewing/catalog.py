@@ -7,7 +7,9 @@
     catalog.point("tuned:B128_K4"), catalog.statuses(db)
 
 Every run's index file is attached to the connection as `r0`, `r1`, … in the order the runs were
-given; a rebuilt index (a new file) is attached again. `universe` (a temporary table) holds every
+given; an index file replaced since it was attached (rebuilt here, or by another `m1 view` of
+the run) is attached again: an attached file is known by its (device, inode), and a connection
+to a replaced one would read the deleted file forever. `universe` (a temporary table) holds every
 item of any run once, matched by uid: the first run's items in its order, then the items only
 later runs have; an item's domain is the first label any run gives it.
 
@@ -17,6 +19,7 @@ A grid point is named `<run name>:<point key>`; a bare key names the point of th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from m1.data.errors import DataError
 from m1.evaluation.view_links import point_name
 from m1.viewing.index import Progress, RunIndex
 from m1.viewing.runs import Run
@@ -102,6 +106,7 @@ class Catalog:
         self.indexes = [RunIndex(run) for run in self.runs]
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._attached: list[tuple[int, int] | None] = [None] * len(self.runs)  # (st_dev, st_ino) of r<n>
         self.names = [run.name for run in self.runs]
         self.points_by_name = {point_name(run.name, point.key): PointRef(number, point.key,
                                                                          point_name(run.name, point.key),
@@ -111,19 +116,30 @@ class Catalog:
     # ------------------------------------------------------------------ keeping up
 
     def refresh(self, progress: Progress | None = None) -> None:
-        """Bring every index up to date (building it if need be); reattach the rebuilt ones."""
-        rebuilt = [number for number, index in enumerate(self.indexes) if index.refresh(progress) == "rebuilt"]
+        """Bring every index up to date (building it if need be) and attach the files that are
+        new; a run that cannot be read is raised (a DataError) after the others are attached."""
+        failed: DataError | None = None
+        for index in self.indexes:
+            try:
+                index.refresh(progress)
+            except DataError as err:
+                failed = failed or err
         if self._db is None:
             self._db = sqlite3.connect(":memory:", check_same_thread=False)
-            rebuilt = list(range(len(self.indexes)))
-            for number in rebuilt:
-                self._db.execute("ATTACH DATABASE ? AS ?", (str(self.indexes[number].path), f"r{number}"))
-        else:
-            for number in rebuilt:
+        changed = False
+        for number, index in enumerate(self.indexes):
+            # The file's identity before ATTACH opens it: a replacement in between is seen next time.
+            identity = _identity(index.path)
+            if identity is None or identity == self._attached[number]:
+                continue
+            if self._attached[number] is not None:
                 self._db.execute(f"DETACH DATABASE r{number}")
-                self._db.execute("ATTACH DATABASE ? AS ?", (str(self.indexes[number].path), f"r{number}"))
-        if rebuilt:
+            self._db.execute("ATTACH DATABASE ? AS ?", (str(index.path), f"r{number}"))
+            self._attached[number], changed = identity, True
+        if changed and None not in self._attached:
             self._fill_universe()
+        if failed is not None:
+            raise failed
 
     def _fill_universe(self) -> None:
         db = self._db
@@ -191,3 +207,11 @@ class Catalog:
             found.append(RunStatus(run.name, run.root, run.finished(), points, [tuple(p) for p in problems], count,
                                    (note[0] or None) if note else None, items))
         return found
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino

@@ -5,7 +5,8 @@ then serve the trace explorer until Ctrl-C. `m1.cli` registers it.
     m1 view runs/base runs/tuned --port 9000                  # two runs side by side
     M1_API_KEY=… m1 view runs/base --host 0.0.0.0             # reachable from other machines, key required
 
-Loopback by default, on port 8765 when it is free, else on a free port; the URL is printed.
+Loopback by default, on port 8765 when it is free, else on a free port (with a warning: the
+static report's links point at 8765); the URL is printed.
 `--host` exposes it to other machines, and then a key is required: the viewer shows questions,
 answers and traces, so `m1 view` refuses a non-loopback host while the environment variable
 named by `--api-key-env` is empty (m1 serve only warns: its clients are programs that already
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from m1.viewing.catalog import Catalog
-
 
 
 def port_free(host: str, port: int) -> bool:
@@ -60,6 +60,16 @@ def choose_port(host: str, port: int | None) -> int:
         return sock.getsockname()[1]
 
 
+def fallback_warning(host: str, chosen: int) -> str | None:
+    """What to say when m1 view could not have VIEW_PORT (None when it has it): the links of
+    report.html point there, so they would open whatever holds it, not these runs."""
+    if chosen == VIEW_PORT:
+        return None
+    return (f"port {VIEW_PORT} on {host} is taken, so m1 view listens on port {chosen}; the links in report.html "
+            f"(m1 report) expect port {VIEW_PORT} and open whatever holds it. Stop what listens on {VIEW_PORT}, or "
+            f"change :{VIEW_PORT} to :{chosen} in a link's address")
+
+
 def view_command(
     runs: Annotated[list[Path], typer.Argument(help="run directories written by m1 eval (several: side by side)")],
     host: Annotated[str, typer.Option(help="address to listen on (anything but loopback needs an API key)")]
@@ -69,7 +79,7 @@ def view_command(
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key")] = "M1_API_KEY",
 ) -> None:
     """Browse runs' traces in the browser: filter items, read thinking with inserted text marked."""
-    from m1.auth import LOOPBACK, api_key_from_env
+    from m1.auth import LOOPBACK, api_key_from_env, trusted_hosts
 
     console, err_console = make_console(), make_console(stderr=True)
     try:
@@ -87,13 +97,17 @@ def view_command(
 
     from m1.viewing.app import create_app
 
+    warning = fallback_warning(host, chosen) if port is None else None
+    if warning is not None:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"m1 view: http://{shown}:{chosen}/items  ({len(catalog.runs)} run"
                   f"{'s' if len(catalog.runs) > 1 else ''}; Ctrl-C stops it)", markup=False)
     if api_key is not None:
         console.print(f"the API key from ${api_key_env} is required (the browser asks: any user name, the key "
                       "as password)", markup=False)
-    uvicorn.run(create_app(catalog, api_key=api_key), host=host, port=chosen, log_level="warning")
+    uvicorn.run(create_app(catalog, api_key=api_key, hosts=trusted_hosts(host)), host=host, port=chosen,
+                log_level="warning")
 
 
 def open_catalog(paths: list[Path], console: Console) -> Catalog:

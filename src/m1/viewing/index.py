@@ -2,7 +2,7 @@
 and an item page reads only its own lines.
 
     index = RunIndex(run)                     # <run>/view-index.sqlite
-    index.refresh(progress)                   # "current", "updated" or "rebuilt"; progress(done, total) in bytes
+    index.refresh(progress)                   # "current", "updated", "rebuilt" or "busy"; progress(done, total bytes)
     with index.connect() as db: ...           # the tables below (sqlite3, read them with SQL)
     read_prediction(run, key, offset, length) # one predictions line, by seek: the full row
 
@@ -10,7 +10,8 @@ Tables (one sqlite3 file):
   items        position (items.jsonl order), uid, source, question (and `folded`, case-folded for
                search), answer_idx, domain (MeSH, when the run is labelled), item (the item as JSON)
   predictions  per (point, uid, sample): line, offset, length (of its predictions.jsonl line),
-               thinking/answer/inserted/probe tokens, thinking_end, answer_end, error, budget_hit,
+               thinking/answer/inserted/probe tokens, thinking_end, answer_end, error, budget_hit
+               (`m1.evaluation.results.budget_hit`, the summary's rule),
                and per mode (strict_, reference_) letter, rule, correct; `scored_by` says whether the
                letters come from the point's scored.jsonl or were scored here
   outcomes     per (point, uid): the item's answer as the run's summary counts it, per mode letter
@@ -31,6 +32,10 @@ for the same (uid, sample), which a crash can leave, is ignored as the run store
 
 Crash safety: a rebuild writes a new file beside the index and renames it over the old one;
 every update is one transaction. A reader sees the old index or the new one, never half.
+
+Two `m1 view` of one run share its index: one's update waits up to BUSY_WAIT_S for the other's
+transaction, then leaves the index as it is ("busy": what it holds is served, the next refresh
+tries again). A locked index is not a broken one: only a file sqlite cannot read is rebuilt.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from pydantic import ValidationError
 from m1.data.errors import DataError
 from m1.data.items import MCQItem
 from m1.evaluation.config import GridPoint
+from m1.evaluation.results import budget_hit
 from m1.io import sha256_file
 from m1.scoring import MODES, prediction_from_record, score_reply, vote
 from m1.viewing.runs import Run, check_run, run_domains
@@ -57,6 +63,11 @@ from m1.viewing.runs import Run, check_run, run_domains
 INDEX_VERSION = 1
 INDEX_NAME = "view-index.sqlite"
 FINGERPRINT_BYTES = 4096
+# How long an update waits for another process's transaction on the index (sqlite's busy timeout):
+# an update is one short transaction, and a request should not hang behind a stuck writer.
+BUSY_WAIT_S = 1.0
+# sqlite's primary result codes SQLITE_BUSY and SQLITE_LOCKED (extended codes add bits above 0xFF).
+BUSY_CODES = (5, 6)
 Progress = Callable[[int, int], None]
 
 SCHEMA = """
@@ -171,15 +182,16 @@ class RunIndex:
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path)) as db:
+        with closing(sqlite3.connect(self.path, timeout=BUSY_WAIT_S)) as db:
             yield db
 
     # ------------------------------------------------------------------ keeping up
 
     def refresh(self, progress: Progress | None = None) -> str:
         """Bring the index up to date with the run's files: "current" (nothing new), "updated"
-        (lines appended, a scored.jsonl applied) or "rebuilt". A run folder that is no longer a
-        run (deleted while served) is a DataError naming it."""
+        (lines appended, a scored.jsonl applied), "rebuilt", or "busy" (another process holds the
+        index: left as it is). A run folder that is no longer a run (deleted while served) is a
+        DataError naming it."""
         check_run(self.run.root)
         try:
             with self.connect() as db:
@@ -198,9 +210,13 @@ class RunIndex:
                     for point in scored:
                         self._apply_scored(db, point, gold)
                 return "updated"
-        except (_Rebuild, sqlite3.DatabaseError):
-            self._build(progress)
-            return "rebuilt"
+        except sqlite3.DatabaseError as err:
+            if _busy(err):
+                return "busy"
+        except _Rebuild:
+            pass
+        self._build(progress)
+        return "rebuilt"
 
     def _stale(self, db: sqlite3.Connection) -> bool:
         """Whether only a rebuild brings the index up to date."""
@@ -394,7 +410,7 @@ class RunIndex:
         return (point.key, checked.uid, sample, line.number, line.offset, line.length,
                 *(_count(row, name) for name in ("thinking_tokens", "answer_tokens", "inserted_tokens", "probe_tokens")),
                 _text(row, "thinking_end"), _text(row, "answer_end"), _text(row, "error"),
-                int(row.get("thinking_end") == "budget_reached"), *found)
+                int(budget_hit(row)), *found)
 
     def _scored_rows(self, db: sqlite3.Connection,
                      point: GridPoint) -> tuple[FileState | None, dict[tuple[str, int], tuple]]:
@@ -474,6 +490,15 @@ def _scored_values(line: Line) -> tuple[Any, str | None]:
             return None, f"not a scored row: {mode}_letter, {mode}_rule or {mode}_correct missing or mistyped"
         values += [letter, rule, int(correct)]
     return ((uid, sample), (*values, "scored.jsonl")), None
+
+
+def _busy(err: sqlite3.DatabaseError) -> bool:
+    """Whether sqlite gave up waiting for another connection's lock (not a broken file)."""
+    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in BUSY_CODES
+    # Python 3.10 gives only the message: sqlite's own text for those two codes.
+    return str(err).startswith(("database is locked", "database table is locked"))
 
 
 def _fingerprints(path: Path, indexed: int) -> tuple[str, str]:

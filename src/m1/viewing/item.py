@@ -186,6 +186,7 @@ def _sample(run: Run, uid: str, entry: dict[str, Any]) -> SampleView:
             note = trace_note(row)
     if row is None:
         return SampleView(entry["sample"], where, **fields, scores=scores, scored_by=entry["scored_by"], note=note)
+    exit_rule, answer_read = row.get("exit_rule"), row.get("answer_read")
     return SampleView(entry["sample"], where, **fields, scores=scores, scored_by=entry["scored_by"],
-                      segments=segments(row), note=note, exit_rule=row.get("exit_rule"),
-                      answer_read=row.get("answer_read"))
+                      segments=segments(row), note=note, exit_rule=exit_rule if isinstance(exit_rule, str) else None,
+                      answer_read=answer_read if isinstance(answer_read, dict) else None)

@@ -46,9 +46,6 @@ class Run:
     def finished(self) -> bool:
         return bool(self.info().get("finished"))
 
-    def point(self, key: str) -> GridPoint | None:
-        return next((point for point in self.points if point.key == key), None)
-
 
 def read_run_json(root: Path) -> dict[str, Any]:
     path = root / "run.json"

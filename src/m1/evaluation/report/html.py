@@ -22,6 +22,7 @@ from m1.evaluation.report.items import TRACE_HEAD, TRACE_TAIL, SampledItem
 from m1.evaluation.report.load import RunResult
 from m1.evaluation.report.tables import Tables
 from m1.evaluation.report.text import view_command
+from m1.evaluation.trace import probability
 
 
 @functools.cache
@@ -30,8 +31,10 @@ def _environment() -> Any:
 
     # Every value is escaped (the inlined .css and .js hold none); a name the template misspells
     # is an error, not an empty cell.
-    return Environment(loader=PackageLoader("m1.evaluation.report", "templates"), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(loader=PackageLoader("m1.evaluation.report", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.globals["probability"] = probability
+    return env
 
 
 def render_html(runs: Sequence[RunResult], mode: str, tables: Tables, figures: Sequence[DrawnFigure],

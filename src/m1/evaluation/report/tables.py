@@ -414,7 +414,9 @@ def flipped_tables(runs: Sequence[RunResult], mode: str, limit: int = FLIPPED_SH
                 continue
             rows = [[item.uid, item.source, item.gold, _answer(item.from_), _answer(item.to),
                      item.direction.replace("_to_", " → ").replace("_", " ")] for item in flipped[:limit]]
-            links = {(row, 0): item_url(item.uid, runs=[run.view_name]) for row, item in enumerate(flipped[:limit])}
+            # Each uid opens the item with the flip's from-point's traces open.
+            links = {(row, 0): item_url(item.uid, runs=[run.view_name], point=point_name(run.view_name, f.from_))
+                     for row, item in enumerate(flipped[:limit])}
             rest = len(flipped) - len(rows)
             note = (f"{rest} more flipped items are in metrics.json, flips[{number_}].{mode}.flipped."
                     if rest > 0 else "")
