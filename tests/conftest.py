@@ -56,6 +56,21 @@ def chromium() -> Chromium:
     pytest.skip("no chromium on PATH: install it (apt-get install -y chromium) to check pages in a browser")
 
 
+@pytest.fixture(scope="session")
+def huatuo_demo_run(shared_data: Path, tmp_path_factory) -> Path:
+    """The shipped demo curation (configs/curate/huatuo_demo.yaml) on the real data, run once: the
+    curation test checks its funnel and records, the closed loop trains on them. Read it, never write."""
+    from rich.console import Console
+
+    from m1.config import load_config
+    from m1.curation.config import CurationConfig
+    from m1.curation.pipeline import run_pipeline
+
+    preset = Path(__file__).resolve().parents[1] / "configs" / "curate" / "huatuo_demo.yaml"
+    config = load_config(CurationConfig, preset, [f"out_dir={tmp_path_factory.mktemp('curate')}"])
+    return run_pipeline(config, Console(quiet=True))
+
+
 # Models: the real default model, and a tiny random model with its tokenizer. The tiny model never
 # stops on its own, so it exercises budgets being hit; the real SmolLM2 stops its thinking at once,
 # so it exercises extensions and minimum thinking. Both matter.

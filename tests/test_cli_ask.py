@@ -55,7 +55,7 @@ def test_ask_json_record(default_model_dir) -> None:
 
 @pytest.mark.slow
 def test_ask_early_exit_shows_each_probe_and_the_tokens_saved(default_model_dir) -> None:
-    args = QUESTION + ["--budget", "40", "--wait", "4", "--answer-tokens", "4", "--early-exit", "consistency",
+    args = QUESTION + ["--budget", "24", "--wait", "2", "--answer-tokens", "4", "--early-exit", "consistency",
                        "--every", "8"]
     shown = runner.invoke(app, args)
     record = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
@@ -65,8 +65,8 @@ def test_ask_early_exit_shows_each_probe_and_the_tokens_saved(default_model_dir)
     lines = [line for line in shown.output.splitlines() if line.startswith("«probe at ")]
     assert lines == [f"«probe at {p['thinking_tokens']} thinking tokens: {p['answer']!r}, p={p['probability']:.2f} "
                      f"(mass elsewhere {p['outside']:.2f})»" for p in record["probes"]]
-    saved = 40 - record["thinking_tokens"] if record["thinking_end"] == "early_exit" else 0
-    assert (f"{saved} thinking tokens saved of 40; {len(record['probes'])} probes, "
+    saved = 24 - record["thinking_tokens"] if record["thinking_end"] == "early_exit" else 0
+    assert (f"{saved} thinking tokens saved of 24; {len(record['probes'])} probes, "
             f"{record['probe_tokens']} probe tokens") in shown.output
 
 

@@ -58,10 +58,10 @@ def huatuo_config(tmp_path: Path, shared_data: Path, suite: Path | str, **sectio
 
 
 @pytest.mark.slow
-def test_huatuo_demo_preset_end_to_end(shared_data: Path, tmp_path: Path) -> None:
+def test_huatuo_demo_preset_end_to_end(shared_data: Path, huatuo_demo_run: Path) -> None:
     """The real demo chains against the full suite: a duplicate and the 3 evaluation items go."""
-    config = load_config(CurationConfig, REPO / "configs/curate/huatuo_demo.yaml", [f"out_dir={tmp_path}"])
-    funnel = status(run_pipeline(config))
+    run_dir = huatuo_demo_run
+    funnel = status(run_dir)
     assert [(s["dir"], s["rows_in"], s["rows_out"], s["dropped"]) for s in funnel["stages"]] == [
         ("01_ingest", 198, 198, {}),
         # "A 2-year-old child …" and "A 2 year old child …" with the same options in another order.
@@ -69,7 +69,6 @@ def test_huatuo_demo_preset_end_to_end(shared_data: Path, tmp_path: Path) -> Non
         ("03_decontaminate", 197, 194, {"contaminated: MedMCQA_validation": 3}),
         ("10_render", 194, 194, {}),
     ]
-    run_dir = tmp_path / "huatuo-demo"
     suite = load_suite(shared_data / "eval" / SUITE_FILE_NAME, sources=["MedMCQA_validation"])["MedMCQA_validation"]
     expected_keys = {f"MedMCQA_validation/{suite[i].uid}" for i in (700, 3946, 4042)}
     dropped = [json.loads(line) for line in (run_dir / "03_decontaminate/dropped.jsonl").read_text().splitlines()]

@@ -18,8 +18,6 @@ import pytest
 from rich.console import Console
 
 from m1.config import load_config
-from m1.curation.config import CurationConfig
-from m1.curation.pipeline import run_pipeline
 from m1.evaluation.config import EvalConfig
 from m1.evaluation.runner import run_eval
 from m1.training.config import TrainConfig
@@ -34,10 +32,9 @@ CI_OVERRIDES = [
 
 
 @pytest.mark.slow
-def test_closed_loop_curate_train_eval(shared_data, tmp_path) -> None:
+def test_closed_loop_curate_train_eval(huatuo_demo_run, tmp_path) -> None:
     console = Console(quiet=True)
-    curation = load_config(CurationConfig, REPO / "configs/curate/huatuo_demo.yaml", [f"out_dir={tmp_path}"])
-    records = run_pipeline(curation, console) / "sft.jsonl"
+    records = huatuo_demo_run / "sft.jsonl"  # configs/curate/huatuo_demo.yaml, run once for the session
     assert sum(1 for _ in records.open()) == 194  # 198 chains, one exact duplicate, three evaluation items
 
     config = load_config(TrainConfig, REPO / "configs/train/cpu_smoke.yaml",
@@ -53,10 +50,12 @@ def test_closed_loop_curate_train_eval(shared_data, tmp_path) -> None:
     assert after["rate"] >= 0.9
     assert held_out["after"] < held_out["before"]
 
+    # `m1 eval` loads the checkpoint and runs: two questions and a short budget show it (the
+    # format itself was measured by the probe above).
     evaluation = load_config(EvalConfig, None, [f"model={summary['final_model']}", f"out_dir={tmp_path / 'eval'}",
-                                                "per_source=1", "limit=4", "grid.max_thinking_tokens=[48]",
-                                                "policy={max_answer_tokens: 24}"])
+                                                "per_source=1", "limit=2", "grid.max_thinking_tokens=[16]",
+                                                "policy={max_answer_tokens: 8}"])
     result = run_eval(evaluation, console)
-    assert result["items"] == 4 and len(result["points"]) == 1
+    assert result["items"] == 2 and len(result["points"]) == 1
     usage = result["points"][0]["usage"]
     assert usage["thinking_tokens_mean"] > 0 and usage.get("errors", 0) == 0
