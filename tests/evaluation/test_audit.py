@@ -50,7 +50,8 @@ def test_each_verdict_has_its_string() -> None:
 def test_percentiles_and_overshoot() -> None:
     tokens = list(range(1, 21))  # 1..20: nearest rank p95 is the 19th value
     audit = audit_rows(rows_of(tokens, budget=15), 15)
-    assert (audit["thinking_tokens_median"], audit["thinking_tokens_p95"], audit["thinking_tokens_max"]) == (10.5, 19, 20)
+    percentiles = audit["thinking_tokens_median"], audit["thinking_tokens_p95"], audit["thinking_tokens_max"]
+    assert percentiles == (10.5, 19, 20)
     assert audit["over_budget"] == 5 and audit["over_budget_rate"] == 0.25
     assert audit["overshoot_mean"] == 3.0 and audit["overshoot_max"] == 5  # 16..20 over 15 by 1..5
     assert audit["verdict"] == "exceeded in 5 items"

@@ -9,7 +9,8 @@ Reading checks the shape once, so the report and the CLI read fields, not dictio
 summary that lacks a field or has one of the wrong type is a `DataError` naming the file, the
 grid point and the field. The sections of issue 14 (`policies`, `flips`, per-point `calibration`,
 `domains`, `usage.total_tokens_mean` and the wall time) and issue 17's per-point budget `audit`
-are optional: a run scored before them reads as it always did, with those sections empty. Keys a model does not name are ignored, so a
+are optional: a run scored before them reads as it always did, with those sections empty (the
+report audits such a run from its predictions). Keys a model does not name are ignored, so a
 summary written by a newer m1 still reads.
 
 The early-exit comparisons and settling curves (`m1.evaluation.early_exit`) stay as the JSON

@@ -160,8 +160,9 @@ def audit_table(runs: Sequence[RunResult]) -> TableData:
 
     def cells(point: PointResult) -> list[str]:
         audit = point.audit
-        budget = budget_text(point.budget) if audit is None or audit.effort is None or point.budget is not None \
-            else f"effort {audit.effort}"
+        # An effort-only point asked for no number of tokens: its level is what it asked for.
+        effort_only = point.budget is None and audit is not None and audit.effort is not None
+        budget = f"effort {audit.effort}" if effort_only else budget_text(point.budget)
         if audit is None:
             return [point.key, budget] + ["—"] * (10 + priced) + ["no audit"]
         rate = audit.over_budget_rate
@@ -178,7 +179,8 @@ def audit_table(runs: Sequence[RunResult]) -> TableData:
     header = (["run"] if first else []) + ["point", "budget", "thinking median", "p95", "max", "over budget %",
                                            "max overshoot", "empty answers", "cut by length", "never closed",
                                            "count disagreement %"] + (["cost per item"] if priced else []) + ["verdict"]
-    return TableData("Thinking budget against use, per grid point", header, rows, numeric=set(range(first + 2, len(header) - 1)), rule_before=rules,
+    return TableData("Thinking budget against use, per grid point", header, rows,
+                     numeric=set(range(first + 2, len(header) - 1)), rule_before=rules,
                      note="Every generation (sample) counts once. Thinking tokens are the backend's count the budget "
                           "is checked against; rows without a count are left out of it. Count disagreement: the "
                           "provider's reported thinking tokens more than 5 % from m1's recount, among generations "
