@@ -130,7 +130,7 @@ class AuditCounts(_Section):
     cut_by_length: int = 0
     never_closed: int = 0
     count_compared: int = 0  # generations with both a reported and a recounted thinking count
-    count_disagreements: int = 0  # of those, the ones more than 5 % apart
+    count_disagreements: int = 0  # of those, the ones apart by more than audit.DISAGREEMENT_PERCENT
     count_disagreement_rate: float | None = None
     errors: int = 0
     cost: AuditCost | None = None

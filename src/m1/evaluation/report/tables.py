@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m1.evaluation.analysis import SELECTIVE_POINTS
+from m1.evaluation.audit import DISAGREEMENT_PERCENT, HONOURED, NO_BUDGET, NOT_COUNTED, NOT_ENFORCED, exceeded
 from m1.evaluation.early_exit import difference_text
 from m1.evaluation.paper import (
     BENCHMARK_OF_SOURCE,
@@ -183,9 +184,9 @@ def audit_table(runs: Sequence[RunResult]) -> TableData:
                      numeric=set(range(first + 2, len(header) - 1)), rule_before=rules,
                      note="Every generation (sample) counts once. Thinking tokens are the backend's count the budget "
                           "is checked against; rows without a count are left out of it. Count disagreement: the "
-                          "provider's reported thinking tokens more than 5 % from m1's recount, among generations "
-                          "with both. Verdicts: honoured (none over budget), exceeded in N items, not enforced "
-                          "(more than half over), no budget, not counted (no counts).")
+                          f"provider's reported thinking tokens more than {DISAGREEMENT_PERCENT} % from m1's recount, "
+                          f"among generations with both. Verdicts: {HONOURED} (none over budget), {exceeded('N')}, "
+                          f"{NOT_ENFORCED} (more than half over), {NO_BUDGET}, {NOT_COUNTED} (no counts).")
 
 
 def paper_point(run: RunResult) -> PointResult | None:
