@@ -261,13 +261,16 @@ def score(
     mode: Annotated[str, typer.Option(help="Extraction mode shown in the table: strict, or reference (the paper's evaluation grader).")] = "strict",
     json_output: JsonOption = False,
 ) -> None:
-    """Re-score a predictions file in both modes and show accuracy per source."""
-    from m1.scoring import MODES, render_table, score_command_result, score_file
+    """Re-score a predictions file in both modes and show accuracy per source (with --json, also the
+    budget audit of its rows: one per requested budget)."""
+    from m1.evaluation.audit import audit_file
+    from m1.scoring import MODES, read_predictions, render_table, score_command_result, score_file
 
     if mode not in MODES:
         raise typer.BadParameter(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", param_hint="--mode")
     if json_output:
-        print_json(score_command_result(predictions, mode))
+        result = score_command_result(predictions, mode)
+        print_json(result | {"audit": audit_file(row.to_record() for row in read_predictions(predictions))})
         return
     report = score_file(predictions)
     console.print(render_table(report.modes[mode], title=escape(f"{predictions} — {mode} extraction")))

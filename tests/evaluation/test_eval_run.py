@@ -17,6 +17,7 @@ from rich.console import Console
 from m1.cli import votes_table
 from m1.config import load_config
 from m1.data.errors import DataError
+from m1.evaluation.audit import HONOURED
 from m1.evaluation.config import EvalConfig
 from m1.evaluation.report import write_report
 from m1.evaluation.runner import BUNDLED_SAMPLE, run_eval
@@ -81,6 +82,11 @@ def test_run_writes_everything_and_refuses_a_different_config(tiny_model_dir: Pa
         rows = [json.loads(line) for line in (root / "points" / point["point"] / "predictions.jsonl").read_text().splitlines()]
         assert len(rows) == 18 and len({r["uid"] for r in rows}) == 18
         assert all(r["thinking_tokens"] <= point["budget"] for r in rows)
+        # B is a hard cap in m1: its own backend's budgets audit clean, at the point and per source.
+        assert point["audit"]["verdict"] == HONOURED and point["audit"]["generations"] == 18
+        assert {source["verdict"] for source in point["audit"]["sources"].values()} == {HONOURED}
+        point_metrics = json.loads((root / "points" / point["point"] / "metrics.json").read_text())
+        assert point_metrics["audit"] == point["audit"]
         assert (root / "points" / point["point"] / "scored.jsonl").exists()
         assert point["strict"]["micro"]["items"] == 18
     assert (root / "config.yaml").exists() and json.loads((root / "run.json").read_text())["finished"]

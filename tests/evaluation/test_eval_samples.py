@@ -196,6 +196,8 @@ def test_scoring_a_sampled_point_keeps_every_sample(tmp_path: Path) -> None:
     # Summarised by its majority vote: one answer per item, so the interval counts items.
     voted = entries["B64_K0_N2"]["strict"]
     assert voted["micro"]["items"] == 3 and set(voted["rules"]) <= {"majority_vote", "no_answer"}
+    # The budget audit counts every sample as one generation.
+    assert entries["B64_K0_N2"]["audit"]["generations"] == 6 and entries["B64_K0"]["audit"]["generations"] == 3
 
     scored = [json.loads(line) for line in (store.point_dir(several) / "scored.jsonl").read_text().splitlines()]
     assert [(r["uid"], r["sample"]) for r in scored] == [(i.uid, s) for i in ITEMS for s in (0, 1)]

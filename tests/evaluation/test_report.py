@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -20,6 +21,7 @@ pytest.importorskip("matplotlib", reason="m1 report needs matplotlib: pip instal
 
 from m1.data.items import MCQItem
 from m1.engine.controller import GenerationRecord
+from m1.evaluation.audit import HONOURED
 from m1.evaluation.config import EvalConfig, GridConfig
 from m1.evaluation.paper import PAPER_RESULTS, paper_accuracy, paper_model_for
 from m1.evaluation.view_links import VIEW_URL
@@ -31,9 +33,11 @@ from m1.evaluation.report import (
     t_quantile,
     write_report,
 )
+from m1.evaluation.report.tables import audit_table
 from m1.evaluation.results import score_run
 from m1.evaluation.runner import prediction_row
 from m1.evaluation.store import RunStore
+from m1.evaluation.summary import Audit
 from m1.scoring import wilson_interval
 
 OPTIONS = {"A": "Liver", "B": "Kidney", "C": "Heart", "D": "Lung"}
@@ -242,6 +246,42 @@ def test_source_with_no_items_and_a_missing_run(runs, tmp_path):
     (tmp_path / "unfinished").mkdir()
     with pytest.raises(DataError, match="not finished scoring"):
         load_run(tmp_path / "unfinished")
+
+
+def audit_rows(markdown: str) -> list[list[str]]:
+    section = markdown.split("## Budget audit")[1].split("\n## ")[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| run |") and not line.startswith("| point |")]
+
+
+def test_budget_audit_section_has_a_row_per_grid_point(report, runs):
+    assert "Budget audit" in report.html.read_text()
+    rows = audit_rows(report.markdown.read_text())
+    assert [row[:2] for row in rows] == [[run.label, point.key] for run in (load_run(runs["sweep"]),
+                                                                             load_run(runs["small"]))
+                                         for point in run.points]
+    assert {row[-1] for row in rows} == {HONOURED}  # the fixture's thinking never passes its budget
+    # sweep at B256_K0: min(256, 40·(i+1)) thinking tokens per item, none over budget
+    row = next(row for row in rows if row[:2] == ["m1-7B-23K-sweep", "B256_K0"])
+    tokens = [min(256, 40 * (i + 1)) for size in SIZES.values() for i in range(size)]
+    assert row[2:8] == ["256", f"{statistics.median(tokens):.0f}", "256", "256", "0.0", "—"]
+    assert row[8:12] == ["0", "0", "0", "—"]  # no empty, cut or unclosed answers; no provider counts
+
+
+def test_a_run_scored_before_the_audit_is_audited_from_its_predictions(runs, tmp_path):
+    run = tmp_path / "old"
+    shutil.copytree(runs["single"], run)
+    summary = json.loads((run / "metrics.json").read_text())
+    expected = summary["points"][0]["audit"]
+    for point in summary["points"]:
+        del point["audit"]
+    (run / "metrics.json").write_text(json.dumps(summary))
+    assert load_run(run).points[0].audit.model_dump() == Audit.model_validate(expected).model_dump()
+    # Without its predictions a point has no audit: a dash, not a refused report.
+    (run / "points" / "B512_K0" / "predictions.jsonl").unlink()
+    assert load_run(run).points[0].audit is None
+    [row] = audit_rows("## Budget audit\n" + render_markdown_table(audit_table([load_run(run)])))
+    assert row[0] == "B512_K0" and set(row[2:-1]) == {"—"} and row[-1] == "no audit"
 
 
 def test_markdown_table_is_pasteable(runs):

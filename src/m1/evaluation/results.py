@@ -3,7 +3,8 @@
     summary = score_run(config, store, config.grid_points(), items)     # m1 eval calls it last
 
 Per point: each prediction scored strict and reference (`m1.scoring`), scored.jsonl (letters,
-rules, tokens, the answer read's probability of the extracted letter), token use and wall time.
+rules, tokens, the answer read's probability of the extracted letter), token use and wall time,
+and the budget audit (`m1.evaluation.audit`: how the thinking budget was honoured, per source too).
 A point with N samples is summarised by its majority vote (one answer per item, so its intervals
 count items); one sample's accuracy and every vote are policies of the summary. Then the run's
 compute-optimal sections (`m1.evaluation.analysis`): every policy's accuracy against its cost,
@@ -22,6 +23,7 @@ from typing import Any
 from m1.data.errors import DataError
 from m1.data.items import MCQItem
 from m1.evaluation.analysis import analyse, point_votes
+from m1.evaluation.audit import audit_point
 from m1.evaluation.config import EvalConfig, GridPoint
 from m1.evaluation.domains import load_labels
 from m1.evaluation.early_exit import compare_with_fixed, settling_curves
@@ -93,14 +95,16 @@ def score_run(config: EvalConfig, store: RunStore, points: list[GridPoint], item
         adaptive = {} if point.early_exit is None else {
             "early_exit": point.early_exit.model_dump(mode="json"),
             "settling": settling_curves(point, rows_by_key[point.key], scored_by_key[point.key], order)}
+        audit = audit_point(rows, point.budget)
         metrics = {"point": point.key, "budget": point.budget, "extensions": point.extensions,
-                   "suffix": point.suffix, "samples": point.samples, **report.to_dict(), "usage": usage, **adaptive}
+                   "suffix": point.suffix, "samples": point.samples, **report.to_dict(), "usage": usage, **adaptive,
+                   "audit": audit}
         store.write_point_results(point, scored, metrics)
         summary_points.append({
             "point": point.key, "budget": point.budget, "extensions": point.extensions, "suffix": point.suffix,
             "samples": point.samples,
             "strict": report.modes["strict"].to_dict(), "reference": report.modes["reference"].to_dict(),
-            "disagreement": report.disagreement.count, "usage": usage, **adaptive,
+            "disagreement": report.disagreement.count, "usage": usage, **adaptive, "audit": audit,
         })
     summary = {"run": store.root.name, "model": config.model, "backend": config.backend, "preset": config.preset,
                "items": len(items), "points": summary_points}

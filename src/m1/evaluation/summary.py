@@ -8,8 +8,9 @@ and what `m1 report` and `m1 eval`'s table read.
 Reading checks the shape once, so the report and the CLI read fields, not dictionary keys: a
 summary that lacks a field or has one of the wrong type is a `DataError` naming the file, the
 grid point and the field. The sections of issue 14 (`policies`, `flips`, per-point `calibration`,
-`domains`, `usage.total_tokens_mean` and the wall time) are optional: a run scored before them
-reads as it always did, with those sections empty. Keys a model does not name are ignored, so a
+`domains`, `usage.total_tokens_mean` and the wall time) and issue 17's per-point budget `audit`
+are optional: a run scored before them reads as it always did, with those sections empty (the
+report audits such a run from its predictions). Keys a model does not name are ignored, so a
 summary written by a newer m1 still reads.
 
 The early-exit comparisons and settling curves (`m1.evaluation.early_exit`) stay as the JSON
@@ -98,6 +99,50 @@ class Usage(_Section):
     wall_seconds_per_item: float | None = None
 
 
+# ------------------------------------------------------------------ per point: the budget audit
+
+
+class AuditCost(_Section):
+    """What the priced generations cost (the backend's `cost` per row)."""
+
+    total: float
+    per_item: float  # per item priced, all its samples
+    rows: int  # generations with a cost
+
+
+class AuditCounts(_Section):
+    """How the thinking budget was honoured over some generations (`m1.evaluation.audit.audit_rows`):
+    every sample is one generation; the token statistics are over the counted ones."""
+
+    budget: int | None = None  # None: no numeric budget (no thinking, or an effort level only)
+    effort: str | None = None
+    generations: int
+    counted: int
+    uncounted: int = 0  # no thinking count known: not checked against the budget
+    thinking_tokens_median: float | None = None
+    thinking_tokens_p95: int | None = None
+    thinking_tokens_max: int | None = None
+    over_budget: int = 0
+    over_budget_rate: float | None = None  # None without a budget or a counted generation
+    overshoot_mean: float | None = None  # tokens over budget, among those over
+    overshoot_max: int | None = None
+    empty_answers: int = 0
+    cut_by_length: int = 0
+    never_closed: int = 0
+    count_compared: int = 0  # generations with both a reported and a recounted thinking count
+    count_disagreements: int = 0  # of those, the ones apart by more than audit.DISAGREEMENT_PERCENT
+    count_disagreement_rate: float | None = None
+    errors: int = 0
+    cost: AuditCost | None = None
+    verdict: str  # one of m1.evaluation.audit's verdicts
+
+
+class Audit(AuditCounts):
+    """A grid point's budget audit, overall and per source."""
+
+    sources: dict[str, AuditCounts] = Field(default_factory=dict)
+
+
 # ------------------------------------------------------------------ per point: calibration
 
 
@@ -153,6 +198,7 @@ class PointSummary(_Section):
     early_exit: dict[str, Any] | None = None  # the point's early-exit settings
     settling: dict[str, Any] | None = None  # its answer-settling curves (m1.evaluation.early_exit)
     calibration: dict[str, Calibration] | None = None  # mode -> calibration; None when nothing was read
+    audit: Audit | None = None  # None in a run scored before the audit
 
     def mode(self, mode: str) -> ModeSummary:
         return self.strict if mode == "strict" else self.reference

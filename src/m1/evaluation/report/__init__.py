@@ -28,13 +28,16 @@ and the thinking-token use. What it writes, into `out_dir`:
 
 A run with early-exit grid points also gets the tables of `metrics.json`'s `early_exit` section
 (`m1.evaluation.early_exit`): each early-exit point against the fixed budget of the same cap, per
-source and overall, with the tokens saved and the paired accuracy difference. The sections of
-issue 14 appear where the summary has their data: accuracy against compute (every policy, the
-frontier, the cheapest policy within 1 point of the best per source, in both extraction modes),
-answer flips between neighbouring grid points (counts with the exact McNemar p, per source and
-domain, and the first 50 flipped items of each pair), calibration (ECE and the confidence
-threshold that reaches `target_accuracy`, by default `m1.evaluation.calibration.TARGET`, 0.9;
-`checked_target` refuses one outside (0, 1]), and accuracy and tokens by MeSH domain.
+source and overall, with the tokens saved and the paired accuracy difference. Every report has the
+budget audit (`m1.evaluation.audit`): per grid point of every run, whatever its backend, the thinking
+tokens used against the budget, what overshot, empty, cut and unclosed answers, and a verdict (a run
+scored before the audit is audited from its predictions). The sections of issue 14 appear where
+the summary has their data: accuracy against compute (every policy, the frontier, the cheapest
+policy within 1 point of the best per source, in both extraction modes), answer flips between
+neighbouring grid points (counts with the exact McNemar p, per source and domain, and the first
+50 flipped items of each pair), calibration (ECE and the confidence threshold that reaches
+`target_accuracy`, by default `m1.evaluation.calibration.TARGET`, 0.9; `checked_target` refuses
+one outside (0, 1]), and accuracy and tokens by MeSH domain.
 
 Several runs share every figure, one colour and marker per run; only runs that answered the same
 items (their items.jsonl) rank on one frontier, so runs on other items get a frontier of their own.

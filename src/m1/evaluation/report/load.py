@@ -2,7 +2,10 @@
 points carry the chosen extraction mode's metrics, in the order the figures and tables use.
 
     [run] = load_runs([Path("runs/m1-7B-23K-m1-3f2a9c0e1b")], mode="strict")
-    run.points[0].score(MICRO), run.points[0].usage.thinking_tokens_mean
+    run.points[0].score(MICRO), run.points[0].usage.thinking_tokens_mean, run.points[0].audit.verdict
+
+A run scored before the budget audit has none in its metrics.json: its points are audited here,
+from their predictions.jsonl, and a point whose predictions cannot be read has no audit ("—").
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import Any
 
 from m1.data.errors import DataError
 from m1.data.suite import SUITE
+from m1.evaluation.audit import audit_point
 from m1.evaluation.report.choose import Option
 from m1.evaluation.summary import (
+    Audit,
     Calibration,
     Domains,
     Flips,
@@ -30,6 +35,7 @@ from m1.evaluation.summary import (
     Usage,
 )
 from m1.evaluation.view_links import run_names
+from m1.io import read_jsonl_tolerant
 from m1.scoring import MODES
 
 MICRO, MACRO = "micro", "macro"  # the two averages, drawn and tabled beside the sources
@@ -65,6 +71,7 @@ class PointResult:
     settling: dict[str, Any] | None = None  # its answer-settling curves (m1.evaluation.early_exit)
     samples: int = 1
     calibration: Calibration | None = None  # the chosen mode's, where scoring looked for answer probabilities
+    audit: Audit | None = None  # how its thinking budget was honoured; None: its predictions are unreadable
 
     @property
     def order(self) -> tuple[int, int, int, int, int, int]:
@@ -189,12 +196,29 @@ def read_points(runs: Sequence[RunResult]) -> list[tuple[RunResult, PointResult]
     return [(run, point) for run, point in calibrated_points(runs) if point.calibration.with_probability]
 
 
-def point_result(point: PointSummary, mode: str) -> PointResult:
+def point_result(point: PointSummary, mode: str, root: Path | None = None) -> PointResult:
+    """The point in `mode`; without an audit in the summary, audited from its predictions under `root`."""
     parts = KEY.match(point.point)
     number = (lambda name: int(parts.group(name) or 0)) if parts else (lambda name: 0)
     calibration = (point.calibration or {}).get(mode)
+    audit = point.audit if point.audit is not None or root is None else audited(root, point)
     return PointResult(point.point, point.budget, point.extensions, number("s"), point.mode(mode), point.usage,
-                       number("ee"), point.early_exit, point.settling, point.samples, calibration)
+                       number("ee"), point.early_exit, point.settling, point.samples, calibration, audit)
+
+
+def audited(root: Path, point: PointSummary) -> Audit | None:
+    """The audit of a point scored before m1 audited budgets, from its predictions.jsonl (a row
+    written twice around a crash counts once); None where they are missing or cannot be read,
+    since the report shows a dash for it rather than refusing the whole run."""
+    path = root / "points" / point.point / "predictions.jsonl"
+    try:
+        rows: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for row in read_jsonl_tolerant(path):
+            if isinstance(row, dict):
+                rows.setdefault((row.get("uid"), row.get("sample", 0)), row)
+        return Audit.model_validate(audit_point(list(rows.values()), point.budget)) if rows else None
+    except (OSError, ValueError, TypeError):  # ValueError: bad JSON or UTF-8, or an audit that does not validate
+        return None
 
 
 def answered_uids(root: Path) -> frozenset[str] | None:
@@ -228,7 +252,7 @@ def load_run(path: str | Path, mode: str = "strict") -> RunResult:
         raise DataError.at(summary_file, "", "", what, "pass a run directory written by `m1 eval`, or run the "
                                                        "same `m1 eval` command again to finish it")
     summary = RunSummary.read(summary_file)
-    points = sorted((point_result(point, mode) for point in summary.points), key=lambda p: p.order)
+    points = sorted((point_result(point, mode, root) for point in summary.points), key=lambda p: p.order)
     return RunResult(root, summary.run or root.name, summary.model, summary.backend, summary.preset, summary.items,
                      points, summary.early_exit, summary.policies, summary.flips, summary.domains,
                      answered_uids(root))

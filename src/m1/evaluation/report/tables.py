@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m1.evaluation.analysis import SELECTIVE_POINTS
+from m1.evaluation.audit import DISAGREEMENT_PERCENT, HONOURED, NO_BUDGET, NOT_COUNTED, NOT_ENFORCED, exceeded
 from m1.evaluation.early_exit import difference_text
 from m1.evaluation.paper import (
     BENCHMARK_OF_SOURCE,
@@ -151,6 +152,41 @@ def usage_table(runs: Sequence[RunResult]) -> TableData:
         header += ["total tokens per item (all samples)", "wall s per item"]
         numeric |= {first + 9, first + 10}
     return TableData("Thinking tokens", header, rows, numeric=numeric, rule_before=rules)
+
+
+def audit_table(runs: Sequence[RunResult]) -> TableData:
+    """How every grid point's thinking budget was honoured (`m1.evaluation.audit`), whatever the
+    backend; a dash for a point whose audit is unknown (predictions unreadable) or does not apply."""
+    priced = any(p.audit is not None and p.audit.cost is not None for run in runs for p in run.points)
+
+    def cells(point: PointResult) -> list[str]:
+        audit = point.audit
+        # An effort-only point asked for no number of tokens: its level is what it asked for.
+        effort_only = point.budget is None and audit is not None and audit.effort is not None
+        budget = f"effort {audit.effort}" if effort_only else budget_text(point.budget)
+        if audit is None:
+            return [point.key, budget] + ["—"] * (10 + priced) + ["no audit"]
+        rate = audit.over_budget_rate
+        disagreement = audit.count_disagreement_rate
+        row = [point.key, budget, number(audit.thinking_tokens_median), number(audit.thinking_tokens_p95),
+               number(audit.thinking_tokens_max), "—" if rate is None else pct(rate), number(audit.overshoot_max),
+               str(audit.empty_answers), str(audit.cut_by_length), str(audit.never_closed),
+               "—" if disagreement is None else pct(disagreement)]
+        if priced:
+            row.append("—" if audit.cost is None else f"{audit.cost.per_item:.4g}")
+        return row + [audit.verdict]
+
+    rows, rules, first = _rows_per_point(runs, cells)
+    header = (["run"] if first else []) + ["point", "budget", "thinking median", "p95", "max", "over budget %",
+                                           "max overshoot", "empty answers", "cut by length", "never closed",
+                                           "count disagreement %"] + (["cost per item"] if priced else []) + ["verdict"]
+    return TableData("Thinking budget against use, per grid point", header, rows,
+                     numeric=set(range(first + 2, len(header) - 1)), rule_before=rules,
+                     note="Every generation (sample) counts once. Thinking tokens are the backend's count the budget "
+                          "is checked against; rows without a count are left out of it. Count disagreement: the "
+                          f"provider's reported thinking tokens more than {DISAGREEMENT_PERCENT} % from m1's recount, "
+                          f"among generations with both. Verdicts: {HONOURED} (none over budget), {exceeded('N')}, "
+                          f"{NOT_ENFORCED} (more than half over), {NO_BUDGET}, {NOT_COUNTED} (no counts).")
 
 
 def paper_point(run: RunResult) -> PointResult | None:

@@ -31,6 +31,7 @@ from m1.evaluation.report.load import MACRO, MICRO, RunResult, item_sets, item_s
 from m1.evaluation.report.markdown import render_markdown
 from m1.evaluation.report.tables import (
     Tables,
+    audit_table,
     calibration_table,
     cheapest_table,
     domain_table,
@@ -141,10 +142,13 @@ def write_report(runs: list[Path], out_dir: Path | None = None, *, paper_overlay
 
 def compute_sections(runs: list[RunResult], sources: list[str], mode: str, target: float,
                      drawn: Callable[[list[tuple[str, str, Any, str]]], list[DrawnFigure]]) -> list[Section]:
-    """The sections of issue 14, each only where some run's metrics.json has its data; `drawn`
+    """The budget audit (issue 17), then the sections of issue 14, each only where some run's
+    metrics.json has its data; `drawn`
     saves figures and gives them back as the documents show them."""
     other = next(m for m in MODES if m != mode)
-    sections = []
+    sections = [Section("Budget audit", "How every grid point's thinking budget was honoured, whatever the backend: "
+                        "the thinking tokens used against the budget asked for, and what went wrong beside it.",
+                        tables=[audit_table(runs)])]
     if frontier := frontier_table(runs, mode):
         cheapest = cheapest_table(runs, "sources", sources, mode,
                                   f"Cheapest policy within 1 point of the best, per source ({mode} extraction)")
