@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from _common import medqa_items  # noqa: E402
 
-from m1.curation.client import ClientConfig  # noqa: E402
+from m1.engine.client import ClientConfig  # noqa: E402
 from m1.curation.distill import Distill, DistillConfig  # noqa: E402
 from m1.curation.sft_format import sft_prompt  # noqa: E402
 from m1.curation.stage import run_stage  # noqa: E402

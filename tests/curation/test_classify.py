@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from m1.curation.classify import REASK, ClassifyConfig, DomainClassifier
-from m1.curation.client import ClientConfig
+from m1.engine.client import ClientConfig
 from m1.curation.mesh import ScopeNoteIndex, load_qualifiers, parse_code
 from m1.curation.stage import dropped_rows, kept_rows, run_stage
 from m1.data.errors import DataError

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from m1.curation.client import (
+from m1.engine.client import (
     ChatClient,
     ClientConfig,
     ClientFatal,
@@ -167,7 +167,14 @@ def test_reasoning_is_read_from_any_of_the_usual_places():
     assert parse_completion(body({"content": "r4</think>B"}))["reasoning"] == "r4"
     plain = parse_completion(body({"content": "Just B"}))
     assert plain == {"content": "Just B", "reasoning": "", "finish_reason": "stop", "model": "m",
-                     "usage": {"prompt_tokens": 3, "completion_tokens": 5, "reasoning_tokens": 0}}
+                     "usage": {"prompt_tokens": 3, "completion_tokens": 5, "reasoning_tokens": 0},
+                     "reasoning_reported": False, "thinking_closed": True}
+    # An opening tag that never closes: all of it is thinking, and the thinking never ended.
+    unclosed = parse_completion(body({"content": "<think>\nr5 and on"}))
+    assert (unclosed["reasoning"], unclosed["content"], unclosed["thinking_closed"]) == ("r5 and on", "", False)
+    cut = parse_completion({"model": "m", "choices": [{"message": {"content": "", "reasoning_content": "r6"},
+                                                        "finish_reason": "length"}]})
+    assert cut["thinking_closed"] is False and cut["finish_reason"] == "length"
 
 
 def test_the_cache_key_is_the_request_and_nothing_else():

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from m1.curation.client import ClientConfig
+from m1.engine.client import ClientConfig
 from m1.curation.difficulty import DifficultyConfig, DifficultyFilter
 from m1.curation.stage import dropped_rows, kept_rows, run_stage
 

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from m1.curation.client import ClientConfig
+from m1.engine.client import ClientConfig
 from m1.curation.distill import Distill, DistillConfig
 from m1.curation.stage import DROPPED_FILE, KEPT_FILE, dropped_rows, kept_rows, run_stage
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from m1.curation.client import ClientConfig
+from m1.engine.client import ClientConfig
 from m1.curation.distill import Distill, DistillConfig
 from m1.curation.stage import dropped_rows, kept_rows, run_stage
 

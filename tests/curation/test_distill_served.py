@@ -12,7 +12,7 @@ import csv
 import pytest
 
 from m1.curation.classify import ClassifyConfig, DomainClassifier
-from m1.curation.client import ClientConfig
+from m1.engine.client import ClientConfig
 from m1.curation.difficulty import DifficultyConfig, DifficultyFilter
 from m1.curation.distill import Distill, DistillConfig
 from m1.curation.stage import dropped_rows, kept_rows, run_stage

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from m1.cli import app
-from m1.curation.client import ClientConfig
+from m1.engine.client import ClientConfig
 from m1.engine.registry import BACKENDS, backend_names, check_backend
 from m1.evaluation.config import EvalConfig
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from m1.curation.client import ChatClient, ClientConfig, Messages, RequestFailed
+from m1.engine.client import ChatClient, ClientConfig, Messages, RequestFailed
 from m1.curation.mesh import Qualifier, ScopeNoteIndex, load_qualifiers, parse_code, rubric_text
 from m1.curation.stage import Drop, Outcome, Row, RowStage, annotations
 from m1.engine.prompt import user_message

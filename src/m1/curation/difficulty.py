@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from m1.curation.client import ChatClient, ChatReply, ClientConfig, PromptTemplate, RequestFailed, user_turn
+from m1.engine.client import ChatClient, ChatReply, ClientConfig, PromptTemplate, RequestFailed, user_turn
 from m1.curation.stage import Drop, Outcome, Row, RowStage, annotations
 from m1.scoring import GRADERS, score_all
 

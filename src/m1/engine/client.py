@@ -1,5 +1,6 @@
-"""The chat client every model-facing curation stage shares: one interface for a paid
-OpenAI-compatible API and for the m1 engine running in-process, behind one disk cache.
+"""The chat client every model-facing caller shares (curation's teacher, judges and base models,
+`m1 eval`'s chat backend): one interface for a paid OpenAI-compatible API, Anthropic's Messages
+API and the m1 engine running in-process, behind one disk cache.
 
     config = ClientConfig(model="deepseek-reasoner", base_url="https://api.deepseek.com",
                           api_key_env="DEEPSEEK_API_KEY", max_tokens=8000,
@@ -28,7 +29,10 @@ What it guarantees, because curation pays per token and runs for days:
 - `finish_reason == "length"` marks a reply truncated (`reply.truncated`); with
   `truncated_retry_max_tokens` set the request is tried once more with that larger limit.
 - Reasoning is read from `message.reasoning_content` (DeepSeek, vLLM, m1 serve), or `reasoning`,
-  or a `<think>…</think>` block at the start of the content.
+  or a `<think>…</think>` block at the start of the content (an unclosed `<think>` is thinking that
+  never closed: `reply.thinking_closed` False), or Anthropic's `thinking` blocks (`kind: anthropic`,
+  `POST /v1/messages` through the official SDK, with the same cache, limits and retries).
+  `reply.reasoning_reported` says whether the provider counted reasoning tokens at all.
 - The API key is read from the environment variable `api_key_env` when the first request is sent,
   and lives only in the HTTP client's memory.
 
@@ -64,7 +68,7 @@ from m1.engine.registry import check_backend
 from m1.io import atomic_write_json
 
 Messages = list[dict[str, str]]
-log = logging.getLogger("m1.curation.client")
+log = logging.getLogger("m1.engine.client")
 
 # The m1 fields `m1 serve` reads from a request body; the local kind reads exactly these.
 LOCAL_BODY_FIELDS = ("budget_preset", "thinking_budget", "num_extensions", "extension_str", "min_thinking_tokens",
@@ -79,7 +83,8 @@ class ClientConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["openai", "local"] = Field("openai", description="an OpenAI-compatible API, or the m1 engine in-process")
+    kind: Literal["openai", "anthropic", "local"] = Field(
+        "openai", description="an OpenAI-compatible API, Anthropic's Messages API, or the m1 engine in-process")
     model: str = "deepseek-reasoner"
     base_url: str | None = Field(None, description="e.g. https://api.deepseek.com or http://127.0.0.1:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the environment variable holding the key")
@@ -87,7 +92,7 @@ class ClientConfig(BaseModel):
     # (the provider's default applies; reasoning models such as o1 refuse `temperature`).
     temperature: float | None = Field(0.0, ge=0.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    max_tokens: int = Field(8000, gt=0)
+    max_tokens: int | None = Field(8000, gt=0, description="None: left out of the request (the provider's limit)")
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     truncated_retry_max_tokens: int | None = Field(
         None, gt=0, description="ask once more with this max_tokens when a reply is cut short")
@@ -126,7 +131,7 @@ class ClientConfig(BaseModel):
 
     def request_params(self) -> dict[str, Any]:
         """The sampling part of the request body (what changes replies, so part of the cache key)."""
-        params: dict[str, Any] = {self.max_tokens_field: self.max_tokens}
+        params: dict[str, Any] = {} if self.max_tokens is None else {self.max_tokens_field: self.max_tokens}
         if self.temperature is not None:
             params["temperature"] = self.temperature
         if self.top_p is not None:
@@ -167,6 +172,8 @@ class ChatReply:
     cost: float
     cached: bool = False
     key: str = ""
+    reasoning_reported: bool = False  # the provider counted reasoning tokens (usage["reasoning_tokens"])
+    thinking_closed: bool = True  # False: the reply's thinking never ended (an unclosed <think>, cut by length)
 
     @property
     def truncated(self) -> bool:
@@ -301,30 +308,34 @@ class ChatClient:
 
     # -- public -------------------------------------------------------------------------------
 
-    def body(self, messages: Messages, *, max_tokens: int | None = None) -> dict[str, Any]:
-        """The request body that is sent (and hashed for the cache)."""
-        params = self.config.request_params()
+    def body(self, messages: Messages, *, max_tokens: int | None = None,
+             fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The request body that is sent (and hashed for the cache); `fields` are this request's own
+        (a thinking budget per grid point) and win over the config's."""
+        params = self.config.request_params() | (fields or {})
         if max_tokens is not None:
             params[self.config.max_tokens_field] = max_tokens
         return {"model": self.config.model, "messages": messages} | params
 
-    def chat(self, messages: Messages) -> ChatReply:
+    def chat(self, messages: Messages, fields: dict[str, Any] | None = None) -> ChatReply:
         """One reply; raises `RequestFailed` (drop the row) or `ClientFatal` (stop the run)."""
-        reply = self._reply(self.body(messages))
+        reply = self._reply(self.body(messages, fields=fields))
         if self._wants_longer(reply):
-            reply = self._reply(self.body(messages, max_tokens=self.config.truncated_retry_max_tokens))
+            reply = self._reply(self.body(messages, max_tokens=self.config.truncated_retry_max_tokens, fields=fields))
         return reply
 
-    def chat_many(self, conversations: Sequence[Messages], workers: int | None = None) -> list[ChatReply | RequestFailed]:
-        """Replies in order, a failed one as its `RequestFailed`.
+    def chat_many(self, conversations: Sequence[Messages], workers: int | None = None,
+                  fields: Sequence[dict[str, Any] | None] | None = None) -> list[ChatReply | RequestFailed]:
+        """Replies in order, a failed one as its `RequestFailed`; `fields[i]` are conversation i's own.
 
         An API is asked from `workers` threads (default `max_concurrency`); a local engine
         generates every uncached conversation as one batch.
         """
         if self.config.kind != "local":
             workers = min(workers or self.config.max_concurrency, max(1, len(conversations)))
+            per_request = list(fields) if fields is not None else [None] * len(conversations)
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chat") as pool:
-                return list(pool.map(self._chat_or_failure, conversations))
+                return list(pool.map(self._chat_or_failure, conversations, per_request))
         results = self._generate_local([self.body(messages) for messages in conversations])
         again = [i for i, result in enumerate(results) if isinstance(result, ChatReply) and self._wants_longer(result)]
         if again:
@@ -347,15 +358,15 @@ class ChatClient:
 
     # -- cache, dedup, truncation -------------------------------------------------------------
 
-    def _chat_or_failure(self, messages: Messages) -> ChatReply | RequestFailed:
+    def _chat_or_failure(self, messages: Messages, fields: dict[str, Any] | None = None) -> ChatReply | RequestFailed:
         try:
-            return self.chat(messages)
+            return self.chat(messages, fields)
         except RequestFailed as failure:
             return failure
 
     def _wants_longer(self, reply: ChatReply) -> bool:
         longer = self.config.truncated_retry_max_tokens
-        wanted = reply.truncated and longer is not None and longer > self.config.max_tokens
+        wanted = reply.truncated and longer is not None and longer > (self.config.max_tokens or 0)
         if wanted:
             with self._stats_lock:
                 self._stats.truncated_retries += 1
@@ -389,7 +400,7 @@ class ChatClient:
 
     def _store(self, key: str, body: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """Cache a good reply, count it as paid, and return the cache entry."""
-        reply = parse_completion(data)  # validated when received; cannot fail here
+        reply = self._parse(data)  # validated when received; cannot fail here
         usage = reply["usage"]
         cost = (usage["prompt_tokens"] * self.config.price_input_per_million
                 + usage["completion_tokens"] * self.config.price_output_per_million) / 1e6
@@ -411,19 +422,43 @@ class ChatClient:
         reply = entry["reply"]
         return ChatReply(content=reply["content"], reasoning=reply["reasoning"], finish_reason=reply["finish_reason"],
                          model=reply["model"], usage=dict(reply["usage"]), cost=entry.get("cost", 0.0),
-                         cached=cached, key=key)
+                         cached=cached, key=key, reasoning_reported=reply.get("reasoning_reported", False),
+                         thinking_closed=reply.get("thinking_closed", True))
+
+    def _parse(self, data: Any) -> dict[str, Any]:
+        return parse_message(data) if self.config.kind == "anthropic" else parse_completion(data)
 
     # -- the API ------------------------------------------------------------------------------
 
-    def _openai(self) -> Any:
+    def _sdk(self) -> Any:
+        """The SDK module of this kind; both name their errors alike (APITimeoutError, APIStatusError…)."""
+        if self.config.kind == "anthropic":
+            import anthropic
+
+            return anthropic
+        import openai
+
+        return openai
+
+    def _client(self) -> Any:
         with self._api_lock:
             if self._api is None:
-                from openai import OpenAI
-
+                sdk = self._sdk()
+                factory = sdk.Anthropic if self.config.kind == "anthropic" else sdk.OpenAI
                 # The SDK's own retries are off: this client retries, counts and explains them.
-                self._api = OpenAI(api_key=self._api_key(), base_url=self.config.base_url,
-                                   timeout=self.config.timeout, max_retries=0)
+                self._api = factory(api_key=self._api_key(), base_url=self.config.base_url,
+                                    timeout=self.config.timeout, max_retries=0)
             return self._api
+
+    def _call(self, api: Any, body: dict[str, Any]) -> Any:
+        """One HTTP request for `body`, as the SDK's raw response (its text is the reply's JSON)."""
+        extra = {name: value for name, value in body.items() if name not in ("model", "messages")}
+        names = ("temperature", "top_p", "max_tokens", "thinking") if self.config.kind == "anthropic" else (
+            "temperature", "top_p", "max_tokens", "max_completion_tokens")
+        known = {name: extra.pop(name) for name in names if name in extra}
+        create = api.messages if self.config.kind == "anthropic" else api.chat.completions
+        return create.with_raw_response.create(model=body["model"], messages=body["messages"],
+                                               extra_body=extra or None, **known)
 
     def _api_key(self) -> str:
         key = os.environ.get(self.config.api_key_env)
@@ -436,12 +471,8 @@ class ChatClient:
                           f"(named by api_key_env) for {self.config.base_url or 'the OpenAI API'}")
 
     def _send_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
-        import openai
-
-        api = self._openai()
-        extra = {name: value for name, value in body.items() if name not in ("model", "messages")}
-        known = {name: extra.pop(name) for name in ("temperature", "top_p", "max_tokens", "max_completion_tokens")
-                 if name in extra}
+        sdk = self._sdk()
+        api = self._client()
         # Providers count max_tokens against the token limit up front; about 4 characters per token.
         estimate = (sum(len(m.get("content") or "") for m in body["messages"]) // 4
                     + int(body.get(self.config.max_tokens_field) or 0))
@@ -453,17 +484,15 @@ class ChatClient:
                 with self._stats_lock:
                     self._stats.requests += 1
                 try:
-                    raw = api.chat.completions.with_raw_response.create(
-                        model=body["model"], messages=body["messages"], extra_body=extra or None, **known)
-                    data = json.loads(raw.text)
-                    parse_completion(data)
+                    data = json.loads(self._call(api, body).text)
+                    self._parse(data)
                 except (json.JSONDecodeError, MalformedReply) as err:
                     kind, last_error = "malformed", f"malformed reply ({err})"
-                except openai.APITimeoutError:
+                except sdk.APITimeoutError:
                     kind, last_error = "timeout", f"timeout after {self.config.timeout:g} s"
-                except openai.APIConnectionError as err:
+                except sdk.APIConnectionError as err:
                     kind, last_error = "connection", f"connection error ({err.__cause__ or err})"
-                except openai.APIStatusError as err:
+                except sdk.APIStatusError as err:
                     status = err.status_code
                     if status in (401, 403, 404):
                         raise ClientFatal(f"{self.config.base_url or 'the API'} answered {status} for model "
@@ -613,20 +642,55 @@ def parse_completion(data: Any) -> dict[str, Any]:
         raise MalformedReply(f"no choices[0].message ({type(err).__name__}: {err})") from None
     content = content or ""
     reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+    finish = choice.get("finish_reason")
+    # A reasoning field with nothing after it, cut by length: the thinking never closed.
+    closed = not (reasoning and not content.strip() and finish == "length")
     if not reasoning and "</think>" in content:
         found = _THINK_BLOCK.match(content)
         if found:
             reasoning, content = found.group(1).strip(), content[found.end():]
+    elif not reasoning and content.lstrip().startswith("<think>"):
+        reasoning, content, closed = content.lstrip()[len("<think>"):].strip(), "", False
     usage = data.get("usage") or {}
     details = usage.get("completion_tokens_details") or {}
     return {
         "content": content,
         "reasoning": reasoning if isinstance(reasoning, str) else "",
-        "finish_reason": choice.get("finish_reason"),
+        "finish_reason": finish,
         "model": data.get("model") or "",
         "usage": {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
                   "completion_tokens": int(usage.get("completion_tokens") or 0),
                   "reasoning_tokens": int(details.get("reasoning_tokens") or 0)},
+        "reasoning_reported": details.get("reasoning_tokens") is not None,
+        "thinking_closed": closed,
+    }
+
+
+def parse_message(data: Any) -> dict[str, Any]:
+    """`parse_completion`'s fields from an Anthropic Messages reply: thinking blocks are the
+    reasoning, text blocks the content, stop_reason "max_tokens" a finish_reason of "length"."""
+    try:
+        blocks = data["content"]
+        if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
+            raise MalformedReply("content is not a list of blocks")
+    except (KeyError, TypeError) as err:
+        raise MalformedReply(f"no content blocks ({type(err).__name__}: {err})") from None
+    thinking = "".join(block.get("thinking") or "" for block in blocks if block.get("type") == "thinking")
+    text = "".join(block.get("text") or "" for block in blocks if block.get("type") == "text")
+    finish = "length" if data.get("stop_reason") == "max_tokens" else "stop"
+    usage = data.get("usage") or {}
+    # Anthropic bills thinking inside output_tokens and reports no count of its own; m1 serve adds one.
+    details = usage.get("output_tokens_details") or {}
+    return {
+        "content": text,
+        "reasoning": thinking,
+        "finish_reason": finish,
+        "model": data.get("model") or "",
+        "usage": {"prompt_tokens": int(usage.get("input_tokens") or 0),
+                  "completion_tokens": int(usage.get("output_tokens") or 0),
+                  "reasoning_tokens": int(details.get("thinking_tokens") or 0)},
+        "reasoning_reported": details.get("thinking_tokens") is not None,
+        "thinking_closed": not (thinking and not text.strip() and finish == "length"),
     }
 
 
