@@ -23,6 +23,14 @@ good reply's content is a boxed letter, or `answer(body)` when given:
     malformed     200 with a body that is not JSON
     no_choices    200 with JSON that is not a chat completion
     400, 401      the API refusing the request, or the key
+
+`overshoot=N` makes a good reply think exactly N words past the thinking budget the request asked
+for (vLLM's `thinking_token_budget`, llama.cpp's `thinking_budget_tokens`, Anthropic's
+`thinking.budget_tokens`, else OpenAI's `max_completion_tokens`), and report that many reasoning
+tokens: a server that does not honour its budget (N = 0: one that uses all of it). A POST to
+/v1/messages is answered in Anthropic's shape (thinking and text blocks, `stop_reason`), with
+`output_tokens_details.thinking_tokens` as m1 serve reports it; `root_url` is the base for
+Anthropic's client.
 """
 
 from __future__ import annotations
@@ -64,8 +72,10 @@ class FaultServer:
     """See the module docstring. `delay` slows every good reply (to kill a client mid-run)."""
 
     def __init__(self, *, schedule: Callable[[dict[str, Any]], list[str]] | None = None,
-                 answer: Callable[[dict[str, Any]], str] | None = None, timeout_sleep: float = 1.0, delay: float = 0.0):
+                 answer: Callable[[dict[str, Any]], str] | None = None, timeout_sleep: float = 1.0, delay: float = 0.0,
+                 overshoot: int | None = None):
         self.schedule, self.answer, self.timeout_sleep, self.delay = schedule, answer, timeout_sleep, delay
+        self.overshoot = overshoot
         self.lock = threading.Lock()
         self.plans: dict[str, list[str]] = {}
         self.attempts: Counter[str] = Counter()
@@ -77,7 +87,8 @@ class FaultServer:
         self.in_flight = self.max_in_flight = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.root_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.base_url = f"{self.root_url}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> FaultServer:
@@ -146,7 +157,8 @@ class FaultServer:
                     time.sleep(server.delay)
                     server.mark_paid(key)
                     content = server.answer(body) if server.answer else None
-                    self._send(200, completion(body, prompt, outcome, content))
+                    reply = completion(body, prompt, outcome, content, server.overshoot)
+                    self._send(200, as_message(reply) if self.path.endswith("/messages") else reply)
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 self._send_raw(status, json.dumps(payload).encode(), headers)
@@ -163,10 +175,24 @@ class FaultServer:
         return Handler
 
 
-def completion(body: dict[str, Any], prompt: str, outcome: str, content: str | None = None) -> dict[str, Any]:
+def asked_budget(body: dict[str, Any]) -> int | None:
+    """The thinking budget a request asked for, in whichever dialect's field it came."""
+    thinking = body.get("thinking") or {}
+    for value in (body.get("thinking_token_budget"), body.get("thinking_budget_tokens"),
+                  thinking.get("budget_tokens"), body.get("max_completion_tokens")):
+        if value is not None:
+            return int(value)
+    return None
+
+
+def completion(body: dict[str, Any], prompt: str, outcome: str, content: str | None = None,
+               overshoot: int | None = None) -> dict[str, Any]:
     """A chat completion; by default a boxed answer chosen by `answer_letter`."""
     letter = answer_letter(prompt)
     reasoning = f"Let me think about this question. The key finding points to option {letter}."
+    budget = asked_budget(body)
+    if overshoot is not None and budget is not None:
+        reasoning = " ".join(["think"] * (budget + overshoot))
     content = content if content is not None else f"The answer is {letter}.\n\n\\boxed{{{letter}}}"
     message: dict[str, Any] = {"role": "assistant", "content": content, "reasoning_content": reasoning}
     if outcome == "think_tags":
@@ -183,3 +209,17 @@ def completion(body: dict[str, Any], prompt: str, outcome: str, content: str | N
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens,
                       "completion_tokens_details": {"reasoning_tokens": len(reasoning.split())}}}
+
+
+def as_message(reply: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion from `completion` in Anthropic's Messages shape."""
+    choice, usage = reply["choices"][0], reply["usage"]
+    message = choice["message"]
+    blocks = [{"type": "thinking", "thinking": message["reasoning_content"], "signature": ""}] if message.get(
+        "reasoning_content") else []
+    blocks.append({"type": "text", "text": message["content"]})
+    return {"id": "msg_fault", "type": "message", "role": "assistant", "model": reply["model"], "content": blocks,
+            "stop_reason": "max_tokens" if choice["finish_reason"] == "length" else "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
+                      "output_tokens_details": {
+                          "thinking_tokens": usage["completion_tokens_details"]["reasoning_tokens"]}}}

@@ -484,7 +484,7 @@ class ChatClient:
                 with self._stats_lock:
                     self._stats.requests += 1
                 try:
-                    data = json.loads(self._call(api, body).text)
+                    data = json.loads(self._call(api, body).http_response.text)
                     self._parse(data)
                 except (json.JSONDecodeError, MalformedReply) as err:
                     kind, last_error = "malformed", f"malformed reply ({err})"

@@ -154,6 +154,10 @@ class GenerationRecord:
     # zero-length "probe" where the next early-exit probe in `probes` read the answer. Filled by
     # the controller for every backend; a trace explorer marks inserted text with it.
     spans: list[list[Any]] = field(default_factory=list)
+    # A native-budget API's account (the chat backend): what was asked ({dialect, budget, effort,
+    # field}), the provider's and m1's thinking counts and which one thinking_tokens is, whether the
+    # thinking closed, finish_reason, cost, usage, cached. None on backends that run m1's own loop.
+    api: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

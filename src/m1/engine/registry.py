@@ -29,6 +29,8 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
                 "vLLM's offline engine (tensor/data parallel, Ray)", True),
     BackendSpec("openai", "m1.engine.backends.openai:OpenAIBackend",
                 "any OpenAI-compatible completions endpoint (vLLM, SGLang, m1 serve)", False),
+    BackendSpec("chat", "m1.engine.backends.chat:ChatBackend",
+                "a chat API that enforces its own thinking budget (OpenAI, Anthropic, vLLM, llama.cpp dialects)", False),
 )}
 
 

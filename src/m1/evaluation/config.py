@@ -4,7 +4,9 @@ early-exit settings, samples per item and prompt suffixes.
     config = load_config(EvalConfig, "configs/eval/budget_sweep.yaml", ["per_source=10"])
     for point in config.grid_points(): ...
 
-A grid point's key names its place on every axis: `B512_K0` (budget, Wait count), then `_EE1` for
+A grid point's key names its place on every axis: `B512_K0` (budget, Wait count), then `_Elow` for
+an effort level (`grid.effort`, the chat backend's openai dialect; `Elow` alone for a point with a
+level and no budget, `grid.max_thinking_tokens: [null]`), then `_EE1` for
 the first early-exit setting of `grid.early_exit` (none for `null`, the fixed budget), then `_N4`
 for 4 samples per item (none for 1), then `_S1` for the second prompt suffix: `B512_K0_EE1_N4_S1`.
 Points with one sample and without early exit keep the keys they always had.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import itertools
 import json
 import re
@@ -44,7 +47,12 @@ class GridConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_thinking_tokens: list[int] = Field(default_factory=lambda: [128, 256, 512, 1024, 2048, 4096, 8192])
+    max_thinking_tokens: list[int | None] = Field(
+        default_factory=lambda: [128, 256, 512, 1024, 2048, 4096, 8192],
+        description="thinking budgets B; null: no budget (the chat backend with an effort level only)")
+    effort: list[str | None] = Field(
+        default_factory=lambda: [None],
+        description="reasoning_effort levels (the chat backend's openai dialect); null: none sent")
     num_extensions: list[int] = Field(default_factory=lambda: [0])
     prompt_suffix: list[str] = Field(default_factory=lambda: [BOXED_SUFFIX])
     early_exit: list[EarlyExit | None] = Field(
@@ -56,8 +64,24 @@ class GridConfig(BaseModel):
     @field_validator("max_thinking_tokens")
     @classmethod
     def _positive_budgets(cls, values: list[int]) -> list[int]:
-        if not values or any(v <= 0 for v in values):
+        if not values or any(v is not None and v <= 0 for v in values):
             raise ValueError("thinking budgets must be positive token counts, e.g. [512, 1024]")
+        if values.count(None) > 1:
+            raise ValueError("null (no budget) may appear once: a second would be the same grid point")
+        return values
+
+    @field_validator("effort")
+    @classmethod
+    def _effort_levels(cls, values: list[str | None]) -> list[str | None]:
+        from m1.engine.wire.effort import EFFORT_LEVELS
+
+        if not values:
+            raise ValueError("give at least one level, e.g. [low, medium, high], or [null] for none")
+        for value in values:
+            if value is not None and value not in EFFORT_LEVELS:
+                raise ValueError(f"unknown effort level {value!r}; choose from {', '.join(EFFORT_LEVELS)}")
+        if len(set(values)) < len(values):
+            raise ValueError("each effort level may appear once: a second would be the same grid point")
         return values
 
     @field_validator("num_extensions")
@@ -95,10 +119,14 @@ class GridPoint:
     early_exit: EarlyExit | None = None
     early_exit_index: int = 0  # 1, 2, … for the settings of grid.early_exit in order; 0 for the fixed budget
     samples: int = 1  # N: samples drawn per item
+    effort: str | None = None  # a reasoning_effort level (the chat backend); None: none sent
 
     @property
     def key(self) -> str:
-        head = "nothink" if self.budget is None else f"B{self.budget}_K{self.extensions}"
+        if self.budget is None:
+            head = "nothink" if self.effort is None else f"E{self.effort}"
+        else:
+            head = f"B{self.budget}_K{self.extensions}" + (f"_E{self.effort}" if self.effort else "")
         if self.early_exit_index:
             head += f"_EE{self.early_exit_index}"
         if self.samples > 1:
@@ -108,7 +136,8 @@ class GridPoint:
     @property
     def fixed(self) -> GridPoint:
         """The same point with a fixed budget: what an early-exit point is compared with."""
-        return GridPoint(self.budget, self.extensions, self.suffix, self.suffix_index, samples=self.samples)
+        return GridPoint(self.budget, self.extensions, self.suffix, self.suffix_index, samples=self.samples,
+                         effort=self.effort)
 
 
 class EvalConfig(BaseModel):
@@ -175,6 +204,35 @@ class EvalConfig(BaseModel):
                              f"or grid.samples=[1]")
         return self
 
+    @model_validator(mode="after")
+    def _chat_asks_only_what_it_can(self) -> EvalConfig:
+        """The chat backend sends a budget (or a level) and nothing else: what its dialect has no
+        field for is refused here, naming the field; the letter read defaults to off, as it needs logprobs."""
+        efforts = [e for e in self.grid.effort if e is not None]
+        if self.backend != "chat":
+            if efforts:
+                raise ValueError(f"grid.effort: levels are sent by the chat backend only (backend: chat, dialect: "
+                                 f"openai); {self.backend} runs m1's own budget: use grid.max_thinking_tokens")
+            if None in self.grid.max_thinking_tokens:
+                raise ValueError("grid.max_thinking_tokens: null (no budget) is for the chat backend with an effort "
+                                 "level; m1's own backends always have a budget")
+            return self
+        from m1.engine.backends.chat import ChatBackend, check_dialect_policy
+
+        accepted = set(inspect.signature(ChatBackend.__init__).parameters) - {"self", "model"}
+        unknown = sorted(set(self.backend_options) - accepted)
+        if unknown:
+            raise ValueError(f"backend_options: the chat backend has no option {', '.join(unknown)}; it takes "
+                             f"{', '.join(sorted(accepted))}")
+        if "calibration" not in self.model_fields_set:
+            self.calibration = False
+        dialect = self.backend_options.get("dialect", "openai")
+        for point in self.grid_points():
+            if point.budget is None and point.effort is None and self.preset != "no-think":
+                raise ValueError("grid.max_thinking_tokens: null needs an effort level (grid.effort) to send instead")
+            check_dialect_policy(dialect, self.policy_for(point), effort=point.effort)
+        return self
+
     @property
     def sampled(self) -> bool:
         """Whether decoding samples (temperature > 0) rather than taking the greedy token."""
@@ -185,9 +243,9 @@ class EvalConfig(BaseModel):
         settings = [(setting, index) for index, setting in _numbered(self.grid.early_exit)]
         budgets = [(None, 0)] if self.preset == "no-think" else list(
             itertools.product(self.grid.max_thinking_tokens, self.grid.num_extensions))
-        return [GridPoint(b, k, s, i, setting, number, n)
-                for (b, k), (setting, number), n, (i, s)
-                in itertools.product(budgets, settings, self.grid.samples, suffixes)]
+        return [GridPoint(b, k, s, i, setting, number, n, effort)
+                for (b, k), effort, (setting, number), n, (i, s)
+                in itertools.product(budgets, self.grid.effort, settings, self.grid.samples, suffixes)]
 
     def policy_for(self, point: GridPoint) -> BudgetPolicy:
         overrides = dict(self.policy)
@@ -225,6 +283,8 @@ class EvalConfig(BaseModel):
             del relevant["grid"]["early_exit"]
         if relevant["grid"]["samples"] == [1]:
             del relevant["grid"]["samples"]
+        if relevant["grid"]["effort"] == [None]:
+            del relevant["grid"]["effort"]
         if relevant["calibration"]:
             del relevant["calibration"]
         # Sampled runs drew with seeds made from the prompt alone before per-sample seeds: resuming

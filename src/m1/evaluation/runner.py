@@ -34,7 +34,7 @@ from m1.data.items import MCQItem
 from m1.data.suite import SUITE_FILE_NAME, load_suite, sample_per_source, shared_data_dir
 from m1.engine import load_backend
 from m1.engine.controller import GenerationRecord
-from m1.engine.prompt import render_prompt
+from m1.engine.prompt import render_prompt, user_message
 from m1.evaluation.config import EvalConfig, GridPoint
 from m1.evaluation.domains import load_labels
 from m1.evaluation.results import score_run
@@ -61,6 +61,11 @@ def select_items(config: EvalConfig, path: Path) -> list[MCQItem]:
         suite = sample_per_source(suite, config.per_source, config.seed)
     items = [item for items in suite.values() for item in items]
     return items[: config.limit] if config.limit else items
+
+
+# The chat backend's account of each reply, kept in its prediction row (GenerationRecord.api).
+API_ROW_FIELDS = ("reported_thinking_tokens", "recounted_thinking_tokens", "thinking_count", "thinking_closed",
+                  "finish_reason", "cost", "usage", "cached")
 
 
 def pending_predictions(point: GridPoint, items: list[MCQItem],
@@ -90,6 +95,10 @@ def prediction_row(item: MCQItem, point: GridPoint, record: GenerationRecord, se
         row["answer_read"] = record.answer_read
     if point.samples > 1:
         row["sample"] = sample
+    if point.effort is not None:
+        row["effort"] = point.effort
+    if record.api is not None:  # a native-budget API's account (the chat backend), for the budget audit
+        row |= {name: record.api.get(name) for name in API_ROW_FIELDS}
     return row
 
 
@@ -126,7 +135,10 @@ def run_eval(config: EvalConfig, console: Console | None = None) -> dict[str, An
             console.print(f"{key}: sample 0 of {twin.key}, not drawn again (the same seeds)", markup=False)
 
     if remaining:
-        backend = load_backend(config.backend, config.model, **config.backend_options)
+        options = dict(config.backend_options)
+        if config.backend == "chat":
+            options.setdefault("cache_dir", store.root / "chat-cache")  # a rerun of the run pays nothing
+        backend = load_backend(config.backend, config.model, **options)
         generate_missing(config, store, backend, drawn, todo, console)
     for point in points:
         if point.key in copied and todo[point.key]:
@@ -164,8 +176,11 @@ def generate_missing(config: EvalConfig, store: RunStore, backend: Any, points: 
                 continue
             store.repair(point)
             policy = config.policy_for(point)
-            prompts = [render_prompt(backend.tokenizer, item.question, item.options, policy, suffix=point.suffix)
+            chat = getattr(backend, "chat", False)  # an API that takes chat messages and thinks on its own
+            prompts = [[{"role": "user", "content": user_message(item.question, item.options, point.suffix)}] if chat
+                       else render_prompt(backend.tokenizer, item.question, item.options, policy, suffix=point.suffix)
                        for item, _ in pending]
+            native = {"effort": point.effort, "send_budget": point.budget is not None} if chat else {}
             # One policy per prediction: a sample's seed comes from (run seed, uid, sample) alone, so
             # what it draws depends neither on its batch mates nor on what was finished before.
             policies = [config.sample_policy(policy, item.uid, sample) for item, sample in pending]
@@ -179,5 +194,6 @@ def generate_missing(config: EvalConfig, store: RunStore, backend: Any, points: 
                 progress.advance(tasks[point.key])
 
             # The option letters are what early exit's probes and the answer read look at.
-            backend.generate(prompts, policies, on_done=on_done, choices=[tuple(item.options) for item, _ in pending])
+            backend.generate(prompts, policies, on_done=on_done, choices=[tuple(item.options) for item, _ in pending],
+                             **native)
             store.record_timing(point, time.monotonic() - batch_start[0], len(pending))

@@ -42,7 +42,7 @@ MICRO, MACRO = "micro", "macro"  # the two averages, drawn and tabled beside the
 PANEL_TITLES = {MICRO: "micro average (all items)", MACRO: "macro average (mean of sources)"}
 # A grid point's key (m1.evaluation.config.GridPoint.key): budget and Wait count, then the
 # early-exit setting, the number of samples and the prompt suffix, each only when not the first.
-KEY = re.compile(r"^(?:nothink|B\d+_K\d+)(?:_EE(?P<ee>\d+))?(?:_N(?P<n>\d+))?(?:_S(?P<s>\d+))?$")
+KEY = re.compile(r"^(?:nothink|E[a-z]+|B\d+_K\d+(?:_E[a-z]+)?)(?:_EE(?P<ee>\d+))?(?:_N(?P<n>\d+))?(?:_S(?P<s>\d+))?$")
 REWRITE_ITEMS = "delete it and run the same `m1 eval` command again: it writes the sampled items anew"
 
 
