@@ -453,7 +453,8 @@ class ChatClient:
     def _call(self, api: Any, body: dict[str, Any]) -> Any:
         """One HTTP request for `body`, as the SDK's raw response (its text is the reply's JSON)."""
         extra = {name: value for name, value in body.items() if name not in ("model", "messages")}
-        names = ("temperature", "top_p", "max_tokens", "thinking") if self.config.kind == "anthropic" else (
+        # Anthropic's SDK checks its keyword arguments against its own release; the body goes as it is.
+        names = ("max_tokens",) if self.config.kind == "anthropic" else (
             "temperature", "top_p", "max_tokens", "max_completion_tokens")
         known = {name: extra.pop(name) for name in names if name in extra}
         create = api.messages if self.config.kind == "anthropic" else api.chat.completions
