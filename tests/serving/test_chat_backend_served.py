@@ -18,6 +18,7 @@ import pytest
 from m1.config import load_config
 from m1.evaluation.audit import HONOURED, NO_BUDGET
 from m1.evaluation.config import EvalConfig
+from m1.evaluation.report import write_report
 from m1.evaluation.runner import BUNDLED_SAMPLE, run_eval
 
 from .conftest import EFFORT_TABLE, MODEL
@@ -80,3 +81,8 @@ def test_m1_serve_through_both_dialects_equals_the_in_process_run(server, tmp_pa
         for point in summary["points"]:
             assert point["audit"]["count_compared"] == 4, point["audit"]
             assert point["audit"]["count_disagreements"] == 0, point["audit"]
+    # The served runs and the in-process one in one report, each audited.
+    markdown = write_report([tmp_path / "local", tmp_path / "openai", tmp_path / "anthropic"],
+                            tmp_path / "report").markdown.read_text()
+    audit = markdown[markdown.index("Budget audit"):]
+    assert all(key in audit for key in ("Eminimal", "Ehigh", "B24_K0", HONOURED, NO_BUDGET))
