@@ -153,6 +153,7 @@ def wait_for_health(url: str, process, timeout: float = 240.0) -> None:
 @pytest.fixture(scope="session")
 def vllm_server(default_model_dir: Path, tmp_path_factory):
     """vLLM's own OpenAI-compatible server on loopback, serving the default model; stopped by PID."""
+    import json
     import os
     import subprocess
     import sys
@@ -163,7 +164,10 @@ def vllm_server(default_model_dir: Path, tmp_path_factory):
                         "VLLM_CPU_KVCACHE_SPACE": "1"}
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir),
                "--served-model-name", "smollm2-135m", "--enforce-eager", "--dtype", "float32",
-               "--max-model-len", "4096", "--enable-prefix-caching", "--host", "127.0.0.1", "--port", str(port)]
+               "--max-model-len", "4096", "--enable-prefix-caching", "--host", "127.0.0.1", "--port", str(port),
+               # think tags, so that thinking_token_budget is active (tests/engine/test_chat_vllm_budget.py);
+               # no reasoning parser: vLLM's need <think> as one token, which SmolLM2 lacks
+               "--reasoning-config", json.dumps({"reasoning_start_str": "<think>", "reasoning_end_str": "</think>"})]
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
     try:
