@@ -643,28 +643,21 @@ def parse_completion(data: Any) -> dict[str, Any]:
         raise MalformedReply(f"no choices[0].message ({type(err).__name__}: {err})") from None
     content = content or ""
     reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-    finish = choice.get("finish_reason")
-    # A reasoning field with nothing after it, cut by length: the thinking never closed.
-    closed = not (reasoning and not content.strip() and finish == "length")
+    reasoning = reasoning if isinstance(reasoning, str) else ""
+    closed = None  # inline tags say it themselves: an end tag closed the thinking, a lone start tag did not
     if not reasoning and "</think>" in content:
         found = _THINK_BLOCK.match(content)
         if found:
-            reasoning, content = found.group(1).strip(), content[found.end():]
+            reasoning, content, closed = found.group(1).strip(), content[found.end():], True
     elif not reasoning and content.lstrip().startswith("<think>"):
         reasoning, content, closed = content.lstrip()[len("<think>"):].strip(), "", False
     usage = data.get("usage") or {}
     details = usage.get("completion_tokens_details") or {}
-    return {
-        "content": content,
-        "reasoning": reasoning if isinstance(reasoning, str) else "",
-        "finish_reason": finish,
-        "model": data.get("model") or "",
-        "usage": {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                  "completion_tokens": int(usage.get("completion_tokens") or 0),
-                  "reasoning_tokens": int(details.get("reasoning_tokens") or 0)},
-        "reasoning_reported": details.get("reasoning_tokens") is not None,
-        "thinking_closed": closed,
-    }
+    reply = _reply_fields(data, content, reasoning, choice.get("finish_reason"), usage.get("prompt_tokens"),
+                          usage.get("completion_tokens"), details.get("reasoning_tokens"))
+    if closed is not None:
+        reply["thinking_closed"] = closed
+    return reply
 
 
 def parse_message(data: Any) -> dict[str, Any]:
@@ -682,16 +675,23 @@ def parse_message(data: Any) -> dict[str, Any]:
     usage = data.get("usage") or {}
     # Anthropic bills thinking inside output_tokens and reports no count of its own; m1 serve adds one.
     details = usage.get("output_tokens_details") or {}
+    return _reply_fields(data, text, thinking, finish, usage.get("input_tokens"), usage.get("output_tokens"),
+                         details.get("thinking_tokens"))
+
+
+def _reply_fields(data: Any, content: str, reasoning: str, finish: str | None, prompt_tokens: Any,
+                  completion_tokens: Any, reasoning_tokens: Any) -> dict[str, Any]:
+    """The parsed reply both APIs give (`parse_completion`); reasoning with nothing after it, cut
+    by length, is thinking that never closed."""
     return {
-        "content": text,
-        "reasoning": thinking,
+        "content": content,
+        "reasoning": reasoning,
         "finish_reason": finish,
         "model": data.get("model") or "",
-        "usage": {"prompt_tokens": int(usage.get("input_tokens") or 0),
-                  "completion_tokens": int(usage.get("output_tokens") or 0),
-                  "reasoning_tokens": int(details.get("thinking_tokens") or 0)},
-        "reasoning_reported": details.get("thinking_tokens") is not None,
-        "thinking_closed": not (thinking and not text.strip() and finish == "length"),
+        "usage": {"prompt_tokens": int(prompt_tokens or 0), "completion_tokens": int(completion_tokens or 0),
+                  "reasoning_tokens": int(reasoning_tokens or 0)},
+        "reasoning_reported": reasoning_tokens is not None,
+        "thinking_closed": not (reasoning and not content.strip() and finish == "length"),
     }
 
 

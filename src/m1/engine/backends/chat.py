@@ -58,10 +58,14 @@ PREFILL_DIALECTS = ("vllm", "llamacpp")
 DEFAULT_CACHE = Path("runs") / "chat-cache"
 
 
-def check_dialect_policy(dialect: str, policy: BudgetPolicy, *, effort: str | None = None) -> None:
-    """A ValueError naming the field when `policy` asks for what `dialect` cannot send."""
+def check_dialect(dialect: str) -> None:
     if dialect not in DIALECTS:
         raise ValueError(f"backend_options.dialect: unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
+
+
+def check_dialect_policy(dialect: str, policy: BudgetPolicy, *, effort: str | None = None) -> None:
+    """A ValueError naming the field when `policy` asks for what `dialect` cannot send."""
+    check_dialect(dialect)
     refused = [("grid.num_extensions", policy.num_extensions > 0, '"Wait" rounds'),
                ("policy.min_thinking_tokens", policy.min_thinking_tokens is not None, "a minimum of thinking"),
                ("grid.early_exit", policy.early_exit is not None, "early exit"),
@@ -104,8 +108,7 @@ class ChatBackend:
         cache_dir: str | Path | None = None,
         trust_remote_code: bool = False,
     ):
-        if dialect not in DIALECTS:
-            raise ValueError(f"backend_options.dialect: unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
+        check_dialect(dialect)
         if think_prefill is not None and dialect not in PREFILL_DIALECTS:
             raise ValueError(f"backend_options.think_prefill: the {dialect} dialect cannot continue an assistant "
                              f"turn; only {', '.join(PREFILL_DIALECTS)} can")
